@@ -1,0 +1,194 @@
+"""Part ``gd-optimizer``: a ``torch.optim.Optimizer`` subclass interchangeable with
+``torch.optim.SGD`` without momentum.
+
+Oracles: ``torch.optim.SGD`` driven through the same scripted run
+(:func:`autograder.oracles.replay`: random shapes, two param groups with their own
+learning rates, parameters without gradients on some steps, a learning rate changed
+mid-run, a ``state_dict`` round trip), and the equation in float64
+(:func:`autograder.oracles.sgd_equation`).
+"""
+
+import pytest
+import torch
+
+from autograder import oracles
+from autograder.feedback import Mismatch, SubmissionError, call_submission, close, describe
+
+NAME = "GradientDescent"
+HINTS = {
+    "NoneType": (
+        "Likely mistake: a parameter with no gradient (p.grad is None) must be skipped, "
+        "as torch.optim.SGD does."
+    ),
+    "leaf Variable that requires grad": (
+        "Likely mistake: decorate step() with `@torch.no_grad()` or update `p` inside "
+        "`with torch.no_grad():`."
+    ),
+}
+
+
+def make(submission):
+    return lambda groups: call_submission(f"{NAME}(params, lr=...)", submission, groups, lr=1e-3, hints=HINTS)
+
+
+def drive(submission, schedule, **kwargs):
+    make_optimizer = make(submission)
+
+    def guarded(groups):
+        optimizer = make_optimizer(groups)
+        original = optimizer.step
+        optimizer.step = lambda *a, **k: call_submission(f"{NAME}.step", original, *a, hints=HINTS, **k)
+        return optimizer
+
+    return oracles.replay(guarded, schedule, **kwargs)
+
+
+def sgd(groups):
+    return torch.optim.SGD(groups, lr=1e-3)
+
+
+def explain(history, expected, schedule, dtype, variants):
+    """Raise a Mismatch naming the step where ``history`` leaves ``expected``."""
+    step = oracles.first_divergence(history, expected, dtype)
+    if step is None:
+        return
+    flat_seen, flat_expected = history[step], expected[step]
+    index = next(i for i, (a, b) in enumerate(zip(flat_seen, flat_expected))
+                 if not close(a, b, dtype))
+    message = (
+        f"after step {step + 1} of {schedule.steps}, parameter {index} is "
+        f"{describe(flat_seen[index])}; torch.optim.SGD gives {describe(flat_expected[index])}."
+    )
+    for mistake, compute in variants.items():
+        if oracles.first_divergence(history, compute(), dtype) is None:
+            message += f" Likely mistake: {mistake}."
+            break
+    else:
+        changed = [s for s in schedule.lr_changes if s <= step]
+        if changed and step == min(schedule.lr_changes):
+            message += (
+                " The runs part ways exactly when a learning rate is changed through "
+                "`optimizer.param_groups[i]['lr']`: read each group's lr inside step()."
+            )
+    raise Mismatch(message)
+
+
+def scaled_lr_schedule(schedule, factor=None, fixed=None):
+    """The same run with every learning rate multiplied by ``factor`` or set to ``fixed``."""
+    def new(lr):
+        return fixed if fixed is not None else factor * lr
+
+    return oracles.Schedule(
+        schedule.initial,
+        [new(lr) for lr in schedule.lrs],
+        schedule.grads,
+        {s: {g: new(lr) for g, lr in change.items()} for s, change in schedule.lr_changes.items()},
+    )
+
+
+def frozen_lr_schedule(schedule):
+    """The same run with learning-rate changes ignored (lr read once at construction)."""
+    return oracles.Schedule(schedule.initial, schedule.lrs, schedule.grads, {})
+
+
+def common_mistakes(schedule):
+    return {
+        "the sign is flipped (parameters climb the loss)": lambda: oracles.sgd_equation(
+            scaled_lr_schedule(schedule, factor=-1.0)
+        ),
+        "the group's learning rate is ignored (θ − g)": lambda: oracles.sgd_equation(
+            scaled_lr_schedule(schedule, fixed=1.0)
+        ),
+        "every group uses the constructor's default lr instead of its own group['lr']": lambda: (
+            oracles.sgd_equation(scaled_lr_schedule(schedule, fixed=1e-3))
+        ),
+        "the learning rate is read once, in __init__; changes made through "
+        "`optimizer.param_groups[i]['lr']` (as schedulers do) are ignored": lambda: (
+            oracles.sgd_equation(frozen_lr_schedule(schedule))
+        ),
+    }
+
+
+def check_is_a_torch_optimizer(submission):
+    """Subclasses torch.optim.Optimizer and takes (params, lr)"""
+    if not (isinstance(submission, type) and issubclass(submission, torch.optim.Optimizer)):
+        raise Mismatch(f"{NAME} must be a class deriving from torch.optim.Optimizer.")
+    p = torch.zeros(2, requires_grad=True)
+    optimizer = call_submission(f"{NAME}([p], lr=0.1)", submission, [p], lr=0.1)
+    group = optimizer.param_groups[0]
+    if group.get("lr") != 0.1:
+        raise Mismatch(
+            "after GradientDescent([p], lr=0.1), param_groups[0]['lr'] should be 0.1; saw "
+            f"{group.get('lr')!r}. Pass `dict(lr=lr)` as the defaults to "
+            "`super().__init__(params, defaults)`."
+        )
+
+
+@pytest.mark.weight(3)
+def check_matches_sgd_over_many_steps(submission, seed, dtype, device):
+    """Matches torch.optim.SGD step for step (groups, missing grads, lr changed mid-run)"""
+    schedule = oracles.make_schedule(seed, dtype, device)
+    history = drive(submission, schedule)
+    expected = oracles.replay(sgd, schedule)
+    explain(history, expected, schedule, dtype, common_mistakes(schedule))
+    equation = oracles.sgd_equation(schedule)
+    step = oracles.first_divergence(history, equation, dtype)
+    if step is not None:
+        raise Mismatch(f"after step {step + 1} the parameters leave θ ← θ − η·g.")
+
+
+def check_skips_parameters_without_gradients(submission, seed):
+    """Leaves a parameter whose .grad is None untouched"""
+    schedule = oracles.make_schedule(seed, torch.float64, "cpu", steps=4, missing_grad_prob=0.5)
+    history = drive(submission, schedule)
+    explain(history, oracles.replay(sgd, schedule), schedule, torch.float64, common_mistakes(schedule))
+
+
+def check_state_dict_round_trip(submission, seed):
+    """Saves and restores through state_dict() mid-run and carries on identically"""
+    schedule = oracles.make_schedule(seed, torch.float64, "cpu", steps=12)
+    history = drive(submission, schedule, reload_at=5)
+    explain(history, oracles.replay(sgd, schedule), schedule, torch.float64, common_mistakes(schedule))
+
+
+def check_step_takes_a_closure(submission):
+    """step(closure) re-evaluates the loss with gradients enabled and returns it"""
+    w = torch.tensor([1.0, -2.0], requires_grad=True)
+    optimizer = call_submission(f"{NAME}([w], lr=0.1)", submission, [w], lr=0.1)
+    calls = []
+
+    def closure():
+        calls.append(torch.is_grad_enabled())
+        optimizer.zero_grad()
+        loss = (w ** 2).sum()
+        loss.backward()
+        return loss
+
+    loss = call_submission(f"{NAME}.step(closure)", optimizer.step, closure, hints=HINTS)
+    if calls != [True]:
+        raise Mismatch(
+            f"step(closure) called the closure {len(calls)} time(s)"
+            + (" with gradients disabled" if calls and not all(calls) else "")
+            + "; it must call it exactly once, inside `with torch.enable_grad():`."
+        )
+    if not isinstance(loss, torch.Tensor) or float(loss) != 5.0:
+        raise Mismatch(f"step(closure) must return the closure's loss (5.0 here); saw {loss!r:.60}.")
+    if not torch.allclose(w.detach(), torch.tensor([0.8, -1.6])):
+        raise Mismatch(
+            f"after step(closure) with lr=0.1, w should be [0.8, -1.6]; saw {describe(w)}."
+        )
+
+
+def check_rejects_a_negative_learning_rate(submission):
+    """Rejects a negative learning rate with ValueError, as torch.optim.SGD does"""
+    p = torch.zeros(1, requires_grad=True)
+    try:
+        call_submission(f"{NAME}([p], lr=-0.1)", submission, [p], lr=-0.1)
+    except SubmissionError as error:
+        if "ValueError" in str(error):
+            return
+        raise Mismatch(f"{NAME}([p], lr=-0.1) should raise ValueError; instead {error}") from None
+    raise Mismatch(
+        f"{NAME}([p], lr=-0.1) was accepted: raise ValueError for a negative learning rate, "
+        "as torch.optim.SGD does."
+    )

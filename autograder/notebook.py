@@ -1,0 +1,191 @@
+"""Read, run and score a whole assignment notebook, the way nbgrader's autograde does.
+
+Each graded test cell is scored like nbgrader scores it: zero for an error or for any
+output on stderr, the returned number as partial credit, full marks otherwise. When the
+cell displayed the grader's report, its checks come along for a per-check report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import nbformat
+
+from .runner import REPORT_MIMETYPE, Report, report_from_output
+
+
+class NotebookError(Exception):
+    """The file cannot be graded; the message says why, for the person who gave it."""
+
+
+@dataclasses.dataclass
+class CellOutcome:
+    grade_id: str
+    points: float
+    earned: float
+    report: Report | None
+    problem: str = ""
+
+
+@dataclasses.dataclass
+class NotebookResult:
+    path: Path
+    parts: list[CellOutcome]
+    cell_errors: list[str]
+
+    @property
+    def earned(self) -> float:
+        return round(sum(p.earned for p in self.parts), 4)
+
+    @property
+    def points(self) -> float:
+        return sum(p.points for p in self.parts)
+
+
+def load(path: str | Path) -> nbformat.NotebookNode:
+    """Read a notebook, turning every way a file can be broken into a :class:`NotebookError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise NotebookError(f"{path}: no such file.")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise NotebookError(
+            f"{path} is not a notebook: byte {error.start} is not UTF-8 text."
+        ) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise NotebookError(
+            f"{path} is not a notebook: it is not valid JSON ({error.msg} at line "
+            f"{error.lineno}, column {error.colno}). Was it saved by Jupyter, and saved completely?"
+        ) from None
+    if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
+        raise NotebookError(f"{path} is JSON but not a Jupyter notebook (it has no cells).")
+    major = data.get("nbformat")
+    if major not in (3, 4):
+        raise NotebookError(
+            f"{path} declares notebook format {major!r}; this grader reads formats 3 and 4."
+        )
+    try:
+        notebook = nbformat.reads(text, as_version=4)
+        nbformat.validate(notebook)
+    except Exception as error:  # nbformat raises several unrelated types
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise NotebookError(f"{path} is not a valid Jupyter notebook: {first}") from None
+    return notebook
+
+
+def graded_cells(notebook) -> list:
+    """The autograded test cells: nbgrader metadata with ``grade`` set and ``solution`` not."""
+    cells = []
+    for cell in notebook.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+            cells.append(cell)
+    return cells
+
+
+def execute(notebook, cwd: Path, timeout: int) -> str:
+    """Run every cell in a fresh kernel, carrying on past errors as nbgrader does.
+
+    Returns a description of what stopped the run early, or "" if it ran to the end.
+    """
+    from nbclient import NotebookClient
+    from nbclient.exceptions import DeadKernelError
+
+    client = NotebookClient(
+        notebook,
+        timeout=timeout,
+        kernel_name="python3",  # this interpreter, which has the grader installed
+        allow_errors=True,
+        interrupt_on_timeout=True,
+        resources={"metadata": {"path": str(cwd)}},
+    )
+    try:
+        client.execute()
+    except DeadKernelError:
+        return "the kernel died (out of memory, or the code ended the process)"
+    except Exception as error:  # anything that stops nbclient part-way
+        return f"the run stopped: {type(error).__name__}: {error}"
+    return ""
+
+
+def _error_text(output) -> str:
+    return f"{output.get('ename', 'Error')}: {output.get('evalue', '')}".strip()
+
+
+def score_cell(cell) -> CellOutcome:
+    """Score one executed test cell as nbgrader would, keeping the grader's report."""
+    meta = cell.metadata.nbgrader
+    points = float(meta.get("points", 0))
+    outcome = CellOutcome(meta.get("grade_id", "?"), points, points, None)
+    for output in cell.get("outputs", []):
+        data = output.get("data", {})
+        if REPORT_MIMETYPE in data:
+            outcome.report = report_from_output(data[REPORT_MIMETYPE])
+    for output in cell.get("outputs", []):
+        if output.output_type == "error":
+            outcome.earned, outcome.problem = 0.0, f"the test cell raised {_error_text(output)}"
+            if output.get("ename") == "NameError":
+                outcome.problem += " (did the cell that defines it run without errors?)"
+            return outcome
+        if output.output_type == "stream" and output.get("name") == "stderr":
+            text = output.get("text", "").strip().splitlines()
+            outcome.earned = 0.0
+            outcome.problem = "the test cell wrote to stderr, which scores zero: " + (text[0] if text else "")
+            return outcome
+        if output.output_type == "execute_result":
+            try:
+                outcome.earned = min(points, max(0.0, float(output.data.get("text/plain", ""))))
+            except ValueError:
+                pass
+            return outcome
+    if not cell.get("outputs"):
+        outcome.problem = "the test cell produced no output"
+    return outcome
+
+
+def grade_notebook(path: str | Path, timeout: int = 120) -> NotebookResult:
+    """Run the notebook at ``path`` in a fresh kernel and score its test cells."""
+    path = Path(path).resolve()
+    notebook = load(path)
+    tests = graded_cells(notebook)
+    if not tests:
+        raise NotebookError(
+            f"{path.name} has no graded test cells: grade an assignment notebook from exercises/."
+        )
+    stopped = execute(notebook, path.parent, timeout)
+    cell_errors = []
+    test_ids = {id(cell) for cell in tests}
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "code" or id(cell) in test_ids:
+            continue
+        for output in cell.get("outputs", []):
+            if output.output_type == "error":
+                name = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index + 1}"
+                cell_errors.append(f"{name} raised {_error_text(output)}")
+    if stopped:
+        cell_errors.append(stopped)
+    return NotebookResult(path, [score_cell(cell) for cell in tests], cell_errors)
+
+
+def format_result(result: NotebookResult) -> str:
+    lines = [f"Grading {result.path.name}", ""]
+    for part in result.parts:
+        if part.report is not None and not part.problem:
+            lines.append(part.report.as_text())
+        else:
+            lines.append(f"{part.grade_id}: {part.earned:g} / {part.points:g} points")
+            if part.problem:
+                lines.append(f"  {part.problem}")
+        lines.append("")
+    if result.cell_errors:
+        lines.append("Errors in other cells:")
+        lines.extend(f"  {error}" for error in result.cell_errors)
+        lines.append("")
+    lines.append(f"Total: {result.earned:g} / {result.points:g} points")
+    return "\n".join(lines)

@@ -1,0 +1,185 @@
+"""Figure helpers shared by the chapters of the book.
+
+Only styling and layout live here: a consistent look, contour plots of 2-D
+functions with optimizer trajectories drawn on top, and a few small
+conveniences for log-scaled convergence plots. Nothing in this module knows
+about any optimizer; the chapters compute the iterates and pass them in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+
+#: Colour cycle used by every chapter (colour-blind friendly, Okabe & Ito).
+COLORS = [
+    "#0072B2",  # blue
+    "#D55E00",  # vermillion
+    "#009E73",  # bluish green
+    "#CC79A7",  # reddish purple
+    "#E69F00",  # orange
+    "#56B4E9",  # sky blue
+    "#000000",  # black
+]
+
+#: Width of a full-width figure, in inches, at the default DPI.
+FULL_WIDTH = 9.0
+
+
+def use_style() -> None:
+    """Apply the book's matplotlib style (call once at the top of a chapter)."""
+    mpl.rcParams.update(
+        {
+            "figure.figsize": (FULL_WIDTH, 4.0),
+            "figure.dpi": 100,
+            "savefig.dpi": 150,
+            "figure.constrained_layout.use": True,
+            "font.size": 11,
+            "axes.titlesize": 12,
+            "axes.labelsize": 11,
+            "legend.fontsize": 10,
+            "legend.framealpha": 0.9,
+            "xtick.labelsize": 10,
+            "ytick.labelsize": 10,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.prop_cycle": mpl.cycler(color=COLORS),
+            "lines.linewidth": 1.8,
+            "image.cmap": "viridis",
+        }
+    )
+
+
+def subplots(
+    nrows: int = 1,
+    ncols: int = 1,
+    height: float = 4.0,
+    width: float = FULL_WIDTH,
+    **kwargs,
+):
+    """``plt.subplots`` with the book's default width and a given height."""
+    return plt.subplots(nrows, ncols, figsize=(width, height), **kwargs)
+
+
+def contour(
+    ax: plt.Axes,
+    f: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    xlim: tuple[float, float],
+    ylim: tuple[float, float],
+    levels: int | Sequence[float] = 20,
+    log_levels: bool = False,
+    resolution: int = 300,
+    filled: bool = True,
+) -> None:
+    """Draw the level sets of ``f(X, Y)`` (a vectorised function) on ``ax``.
+
+    With ``log_levels=True`` and an integer ``levels``, the contour values are
+    spaced geometrically between the smallest positive and the largest value
+    on the grid, which suits functions such as Rosenbrock's whose values span
+    many orders of magnitude.
+    """
+    xs = np.linspace(*xlim, resolution)
+    ys = np.linspace(*ylim, resolution)
+    X, Y = np.meshgrid(xs, ys)
+    Z = f(X, Y)
+    if log_levels:
+        # a logarithmic colour scale cannot show values <= 0 (e.g. a minimum value of
+        # exactly zero that falls on the grid): clip them to the smallest positive value
+        smallest = Z[Z > 0].min()
+        Z = np.maximum(Z, smallest)
+        if isinstance(levels, int):
+            levels = np.geomspace(smallest, Z.max(), levels)
+    if filled:
+        ax.contourf(X, Y, Z, levels=levels, alpha=0.35, cmap="viridis",
+                    norm=mpl.colors.LogNorm() if log_levels else None)
+    ax.contour(X, Y, Z, levels=levels, colors="0.45", linewidths=0.6)
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.grid(False)
+
+
+def path(
+    ax: plt.Axes,
+    points: np.ndarray,
+    label: str | None = None,
+    color: str | None = None,
+    markers: bool = True,
+    markersize: float = 3.0,
+) -> None:
+    """Draw a trajectory ``points`` of shape ``(steps, 2)``: a line through the
+    iterates, a circle at the start and a square at the end."""
+    points = np.asarray(points)
+    (line,) = ax.plot(
+        points[:, 0],
+        points[:, 1],
+        "-o" if markers else "-",
+        color=color,
+        markersize=markersize,
+        linewidth=1.3,
+        label=label,
+    )
+    c = line.get_color()
+    ax.plot(*points[0], "o", color=c, markersize=7, markeredgecolor="white")
+    ax.plot(*points[-1], "s", color=c, markersize=7, markeredgecolor="white")
+
+
+def contour_with_paths(
+    ax: plt.Axes,
+    f: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    paths: Mapping[str, np.ndarray],
+    xlim: tuple[float, float],
+    ylim: tuple[float, float],
+    minimum: Sequence[float] | None = None,
+    levels: int | Sequence[float] = 20,
+    log_levels: bool = False,
+    markers: bool = True,
+    equal_aspect: bool = True,
+    colors: Sequence[str] | None = None,
+    legend: bool = True,
+) -> None:
+    """Contour plot of ``f`` with one trajectory per entry of ``paths``.
+
+    ``paths`` maps a legend label to an array of iterates of shape
+    ``(steps, 2)``; ``colors`` (default: the book's colour cycle) gives one
+    colour per path. ``minimum``, if given, is marked with a star.
+    """
+    colors = COLORS if colors is None else list(colors)
+    contour(ax, f, xlim, ylim, levels=levels, log_levels=log_levels)
+    for i, (label, pts) in enumerate(paths.items()):
+        path(ax, pts, label=label, color=colors[i % len(colors)], markers=markers)
+    if minimum is not None:
+        ax.plot(*minimum, "*", color="black", markersize=14, label="minimum",
+                markeredgecolor="white")
+    if equal_aspect:
+        ax.set_aspect("equal")
+    ax.set_xlabel(r"$\theta_1$")
+    ax.set_ylabel(r"$\theta_2$")
+    if legend:
+        ax.legend(loc="best")
+
+
+def log_convergence(
+    ax: plt.Axes,
+    curves: Mapping[str, np.ndarray],
+    ylabel: str,
+    xlabel: str = "step $t$",
+    styles: Mapping[str, str] | None = None,
+    steps: np.ndarray | None = None,
+) -> None:
+    """Plot several positive sequences on a log-scaled y axis.
+
+    The x values are ``steps`` if given (shared by all curves), else 0, 1, 2, ...
+    """
+    styles = styles or {}
+    for label, values in curves.items():
+        values = np.asarray(values)
+        x = np.arange(len(values)) if steps is None else np.asarray(steps)
+        ax.semilogy(x, values, styles.get(label, "-"), label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(loc="best")

@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""The course's commands. Needs only Python 3.11; everything else it installs itself.
+
+    python3 tasks.py book      build the HTML book into _build/html (sets up .venv first)
+    python3 tasks.py test      run the whole test suite (sets up .venv first)
+    python3 tasks.py setup     create or refresh the environment in .venv
+    python3 tasks.py release   regenerate exercises/ from solutions/ with nbgrader
+    python3 tasks.py lock      re-pin requirements.txt from requirements.in
+
+Extra arguments after ``test`` go to pytest (``python3 tasks.py test -k gd_step``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / "python"
+STAMP = VENV / ".course-requirements.sha256"
+PYTHON_VERSION = (3, 11)
+#: The book build: Sphinx warnings are errors, and nitpicky reference checking is on.
+BOOK_BUILD = ["jupyter-book", "build", str(ROOT), "--builder", "html", "-W", "-n", "--keep-going"]
+HTML = ROOT / "_build" / "html"
+
+
+def log(message: str) -> None:
+    print(f"[tasks] {message}", flush=True)
+
+
+def run(command: list[str], **kwargs) -> None:
+    log(" ".join(str(c) for c in command))
+    result = subprocess.run(command, **kwargs)
+    if result.returncode != 0:
+        sys.exit(result.returncode)
+
+
+def requirements_digest() -> str:
+    digest = hashlib.sha256()
+    for name in ("requirements.txt", "pyproject.toml"):
+        digest.update((ROOT / name).read_bytes())
+    digest.update(sys.version.encode())
+    return digest.hexdigest()
+
+
+def setup() -> None:
+    """Create .venv with the pinned environment, or bring it up to date."""
+    if sys.version_info[:2] != PYTHON_VERSION:
+        sys.exit(
+            f"The course environment is pinned for Python {PYTHON_VERSION[0]}.{PYTHON_VERSION[1]}; "
+            f"this is {sys.version.split()[0]}. Run this script with python3.11."
+        )
+    wanted = requirements_digest()
+    if STAMP.exists() and STAMP.read_text() == wanted and PYTHON.exists():
+        return
+    if not PYTHON.exists():
+        log(f"creating the environment in {VENV}")
+        run([sys.executable, "-m", "venv", str(VENV)])
+    pip = [str(PYTHON), "-m", "pip", "--disable-pip-version-check"]
+    run(pip + ["install", "--upgrade", "pip"])
+    run(pip + ["install", "-r", str(ROOT / "requirements.txt")])
+    run(pip + ["install", "--no-deps", "--editable", str(ROOT)])
+    STAMP.write_text(wanted)
+    log("environment ready")
+
+
+def tool(name: str) -> str:
+    return str(BIN / name)
+
+
+def venv_environ() -> dict[str, str]:
+    """The environment of an activated .venv (nbgrader runs helper programs from PATH)."""
+    environ = dict(os.environ, VIRTUAL_ENV=str(VENV))
+    environ["PATH"] = os.pathsep.join([str(BIN), environ.get("PATH", "")])
+    return environ
+
+
+def book() -> None:
+    """Build the HTML book into _build/html, executing chapters (cached)."""
+    setup()
+    run([tool(BOOK_BUILD[0]), *BOOK_BUILD[1:]], cwd=ROOT, env=venv_environ())
+    log(f"the book is in {HTML / 'index.html'}")
+
+
+def test(args: list[str]) -> None:
+    """Run the whole test suite."""
+    setup()
+    result = subprocess.run([str(PYTHON), "-m", "pytest", *args], cwd=ROOT, env=venv_environ())
+    sys.exit(result.returncode)
+
+
+def assignments() -> list[str]:
+    return sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir())
+
+
+def generate_release(destination: Path, names: list[str] | None = None) -> None:
+    """Run ``nbgrader generate_assignment`` in a scratch copy of the course and put the
+    release of each assignment in ``destination/<assignment>/``.
+
+    Working in a scratch copy keeps the instructor's gradebook.db out of it.
+    """
+    nbgrader = tool("nbgrader") if (BIN / "nbgrader").exists() else "nbgrader"
+    with tempfile.TemporaryDirectory() as scratch:
+        course = Path(scratch)
+        shutil.copy(ROOT / "nbgrader_config.py", course)
+        shutil.copytree(ROOT / "solutions", course / "solutions",
+                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+        for name in names or assignments():
+            subprocess.run(
+                [nbgrader, "generate_assignment", name, "--force", "--log-level=WARN"],
+                cwd=course, check=True, env=venv_environ(),
+            )
+            target = destination / name
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.copytree(course / "exercises" / name, target)
+
+
+def release() -> None:
+    """Regenerate exercises/ from solutions/ (commit the result)."""
+    setup()
+    generate_release(ROOT / "exercises")
+    log("exercises/ regenerated from solutions/; review and commit it")
+
+
+def lock() -> None:
+    """Re-pin requirements.txt from requirements.in in a throwaway environment."""
+    with tempfile.TemporaryDirectory() as scratch:
+        venv = Path(scratch) / "venv"
+        run([sys.executable, "-m", "venv", str(venv)])
+        python = str(venv / "bin" / "python")
+        run([python, "-m", "pip", "install", "-q", "--upgrade", "pip"])
+        run([python, "-m", "pip", "install", "-r", str(ROOT / "requirements.in")])
+        frozen = subprocess.run([python, "-m", "pip", "freeze"], check=True,
+                                capture_output=True, text=True).stdout
+    # The CPU build reports itself as torch==X+cpu; pin the public version it satisfies.
+    lines = [line.split("+")[0] if line.startswith("torch==") else line
+             for line in frozen.splitlines()]
+    header = ("# The pinned course environment (Python 3.11), generated from requirements.in by\n"
+              "# `python3 tasks.py lock`. Do not edit by hand.\n")
+    (ROOT / "requirements.txt").write_text(header + "\n".join(lines) + "\n")
+    log("requirements.txt re-pinned")
+
+
+def main(argv: list[str]) -> None:
+    commands = {"setup": setup, "book": book, "release": release, "lock": lock}
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(__doc__)
+        return
+    name, rest = argv[0], argv[1:]
+    if name == "test":
+        test(rest)
+    elif name in commands and not rest:
+        commands[name]()
+    else:
+        sys.exit(f"unknown command {' '.join(argv)!r}\n{__doc__}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,43 @@
+"""Shared fixtures: paths, the course environment for subprocesses, and notebooks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def course_environ() -> dict[str, str]:
+    """This interpreter's environment, with its bin/ first on PATH (nbgrader needs it)."""
+    bindir = str(Path(sys.executable).parent)
+    environ = dict(os.environ, PYTHONUNBUFFERED="1")
+    environ["PATH"] = os.pathsep.join([bindir, environ.get("PATH", "")])
+    environ.pop("NBGRADER_EXECUTION", None)
+    return environ
+
+
+def run(command: list[str], cwd: Path, timeout: float = 600, check: bool = True):
+    """Run a command of the course environment and return the completed process."""
+    bindir = Path(sys.executable).parent
+    program = bindir / command[0]
+    if program.exists():
+        command = [str(program), *command[1:]]
+    result = subprocess.run(command, cwd=cwd, env=course_environ(), capture_output=True,
+                            text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(command)} exited {result.returncode}\n"
+            f"stdout:\n{result.stdout[-4000:]}\nstderr:\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT

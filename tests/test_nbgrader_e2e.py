@@ -1,0 +1,80 @@
+"""The instructor's path, end to end, with plain nbgrader in a scratch course folder:
+generate_assignment, zip_collect, autograde, generate_feedback, export.
+
+Every submission in submissions.SUBMISSIONS is graded, and its predicted scores and
+feedback are checked in the gradebook, the feedback HTML and the exported CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import shutil
+
+import pytest
+
+from conftest import ROOT, run
+from submissions import SUBMISSIONS, source_notebook
+
+ASSIGNMENTS = sorted({s.assignment for s in SUBMISSIONS})
+pytestmark = pytest.mark.slow
+
+
+def student_id(submission) -> str:
+    return f"{submission.assignment[:2]}-{submission.name}"
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    """A course folder where every submission has been collected and autograded."""
+    course = tmp_path_factory.mktemp("course")
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    shutil.copytree(ROOT / "solutions", course / "solutions")
+    for assignment in ASSIGNMENTS:
+        run(["nbgrader", "generate_assignment", assignment], cwd=course)
+        archive = course / "downloaded" / assignment / "archive"
+        notebook = source_notebook(assignment).name
+        for submission in SUBMISSIONS:
+            if submission.assignment == assignment:
+                submission.write(archive / f"{student_id(submission)}_attempt_{notebook}")
+        run(["nbgrader", "zip_collect", assignment], cwd=course)
+        run(["nbgrader", "autograde", assignment], cwd=course, timeout=1200)
+        run(["nbgrader", "generate_feedback", assignment], cwd=course)
+    run(["nbgrader", "export"], cwd=course)
+    return course
+
+
+def gradebook_scores(course, submission) -> dict[str, float]:
+    from nbgrader.api import Gradebook
+
+    notebook = source_notebook(submission.assignment).stem
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        graded = gradebook.find_submission_notebook(notebook, submission.assignment,
+                                                    student_id(submission))
+        return {grade.name: grade.score for grade in graded.grades if grade.cell_type == "code"}
+
+
+@pytest.mark.parametrize("submission", SUBMISSIONS, ids=lambda s: f"{s.assignment}:{s.name}")
+def test_autograde_records_the_predicted_score_for_each_cell(course, submission):
+    assert gradebook_scores(course, submission) == pytest.approx(submission.scores)
+
+
+@pytest.mark.parametrize("submission", SUBMISSIONS, ids=lambda s: f"{s.assignment}:{s.name}")
+def test_feedback_names_the_mistake(course, submission):
+    notebook = source_notebook(submission.assignment).stem
+    page = course / "feedback" / student_id(submission) / submission.assignment / f"{notebook}.html"
+    text = html.unescape(page.read_text())
+    for fragment in submission.messages:
+        assert fragment in text
+    assert "BEGIN HIDDEN TESTS" not in text
+
+
+def test_export_lists_every_submission_with_its_total(course):
+    with open(course / "grades.csv", newline="") as handle:
+        rows = {(row["assignment"], row["student_id"]): row for row in csv.DictReader(handle)}
+    for submission in SUBMISSIONS:
+        row = rows[(submission.assignment, student_id(submission))]
+        reference = next(s for s in SUBMISSIONS
+                         if s.assignment == submission.assignment and s.name == "reference")
+        assert float(row["score"]) == pytest.approx(submission.total)
+        assert float(row["max_score"]) == pytest.approx(reference.total)
