@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -92,30 +93,41 @@ def graded_cells(notebook) -> list:
 def execute(notebook, cwd: Path, timeout: int) -> str:
     """Run every cell in a fresh kernel, carrying on past errors as nbgrader does.
 
-    Returns a description of what stopped the run early, or "" if it ran to the end.
+    The kernel is this interpreter's (which has the grader installed), whatever kernel
+    the notebook names. Returns a description of what stopped the run early, or "" if it
+    ran to the end.
     """
+    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
 
-    client = NotebookClient(
-        notebook,
-        timeout=timeout,
-        kernel_name="python3",  # this interpreter, which has the grader installed
-        allow_errors=True,
-        interrupt_on_timeout=True,
-        resources={"metadata": {"path": str(cwd)}},
-    )
-    try:
-        client.execute()
-    except DeadKernelError:
-        return "the kernel died (out of memory, or the code ended the process)"
-    except Exception as error:  # anything that stops nbclient part-way
-        return f"the run stopped: {type(error).__name__}: {error}"
+    with tempfile.TemporaryDirectory() as sockets:
+        # A local socket rather than TCP: nothing listens on the network.
+        kernel = KernelManager(kernel_name="python3", transport="ipc",
+                               ip=str(Path(sockets) / "kernel"))
+        client = NotebookClient(
+            notebook,
+            km=kernel,
+            timeout=timeout,
+            allow_errors=True,
+            interrupt_on_timeout=True,
+            resources={"metadata": {"path": str(cwd)}},
+        )
+        try:
+            client.execute()
+        except DeadKernelError:
+            return "the kernel died (out of memory, or the code ended the process)"
+        except Exception as error:  # anything that stops nbclient part-way
+            return f"the run stopped: {type(error).__name__}: {error}"
+        finally:
+            if kernel.has_kernel:
+                kernel.shutdown_kernel(now=True)
     return ""
 
 
 def _error_text(output) -> str:
-    return f"{output.get('ename', 'Error')}: {output.get('evalue', '')}".strip()
+    name, value = output.get("ename", "Error"), output.get("evalue", "")
+    return f"{name}: {value}" if value else name
 
 
 def score_cell(cell) -> CellOutcome:
@@ -166,7 +178,8 @@ def grade_notebook(path: str | Path, timeout: int = 120) -> NotebookResult:
             continue
         for output in cell.get("outputs", []):
             if output.output_type == "error":
-                name = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index + 1}"
+                first = cell.source.strip().splitlines()[0] if cell.source.strip() else ""
+                name = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index + 1} ({first[:60]})"
                 cell_errors.append(f"{name} raised {_error_text(output)}")
     if stopped:
         cell_errors.append(stopped)

@@ -81,6 +81,11 @@ class Submission:
         return round(sum(self.scores.values()), 4)
 
 
+def mentions(text: str, fragment: str) -> bool:
+    """Whether ``text`` contains ``fragment``, ignoring how the report wrapped its lines."""
+    return " ".join(fragment.split()) in " ".join(text.split())
+
+
 def with_scores(full: dict[str, float], **changes: float) -> dict[str, float]:
     """``full`` with some test cells' predicted points changed (``gd_step=1.5`` sets
     ``gd-step-tests``)."""
