@@ -14,7 +14,7 @@ import tasks
 from conftest import ROOT, run
 from test_assignments import SOURCES, leaked, secret_blocks
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("book")]
 HTML = ROOT / "_build" / "html"
 
 

@@ -16,7 +16,6 @@ import pytest
 from conftest import ROOT, run
 from submissions import SUBMISSIONS, mentions, source_notebook
 
-ASSIGNMENTS = sorted({s.assignment for s in SUBMISSIONS})
 pytestmark = pytest.mark.slow
 
 
@@ -24,24 +23,36 @@ def student_id(submission) -> str:
     return f"{submission.assignment[:2]}-{submission.name}"
 
 
-@pytest.fixture(scope="module")
-def course(tmp_path_factory):
-    """A course folder where every submission has been collected and autograded."""
-    course = tmp_path_factory.mktemp("course")
+_COURSES: dict = {}
+
+
+def graded_course(assignment, tmp_path_factory):
+    """A course folder where every submission to ``assignment`` has been collected,
+    autograded and given feedback, and the grades exported (built once per assignment)."""
+    if assignment in _COURSES:
+        return _COURSES[assignment]
+    course = tmp_path_factory.mktemp(assignment)
     shutil.copy(ROOT / "nbgrader_config.py", course)
-    shutil.copytree(ROOT / "solutions", course / "solutions")
-    for assignment in ASSIGNMENTS:
-        run(["nbgrader", "generate_assignment", assignment], cwd=course)
-        archive = course / "downloaded" / assignment / "archive"
-        notebook = source_notebook(assignment).name
-        for submission in SUBMISSIONS:
-            if submission.assignment == assignment:
-                submission.write(archive / f"{student_id(submission)}_attempt_{notebook}")
-        run(["nbgrader", "zip_collect", assignment], cwd=course)
-        run(["nbgrader", "autograde", assignment], cwd=course, timeout=1200)
-        run(["nbgrader", "generate_feedback", assignment], cwd=course)
+    shutil.copytree(ROOT / "solutions" / assignment, course / "solutions" / assignment)
+    run(["nbgrader", "generate_assignment", assignment], cwd=course)
+    archive = course / "downloaded" / assignment / "archive"
+    notebook = source_notebook(assignment).name
+    for submission in SUBMISSIONS:
+        if submission.assignment == assignment:
+            submission.write(archive / f"{student_id(submission)}_attempt_{notebook}")
+    run(["nbgrader", "zip_collect", assignment], cwd=course)
+    run(["nbgrader", "autograde", assignment], cwd=course, timeout=1200)
+    run(["nbgrader", "generate_feedback", assignment], cwd=course)
     run(["nbgrader", "export"], cwd=course)
+    _COURSES[assignment] = course
     return course
+
+
+def by_submission(test):
+    return pytest.mark.parametrize("submission", [
+        pytest.param(s, id=f"{s.assignment}:{s.name}", marks=pytest.mark.xdist_group(s.assignment))
+        for s in SUBMISSIONS
+    ])(test)
 
 
 def gradebook_scores(course, submission) -> dict[str, float]:
@@ -54,13 +65,15 @@ def gradebook_scores(course, submission) -> dict[str, float]:
         return {grade.name: grade.score for grade in graded.grades if grade.cell_type == "code"}
 
 
-@pytest.mark.parametrize("submission", SUBMISSIONS, ids=lambda s: f"{s.assignment}:{s.name}")
-def test_autograde_records_the_predicted_score_for_each_cell(course, submission):
+@by_submission
+def test_autograde_records_the_predicted_score_for_each_cell(submission, tmp_path_factory):
+    course = graded_course(submission.assignment, tmp_path_factory)
     assert gradebook_scores(course, submission) == pytest.approx(submission.scores)
 
 
-@pytest.mark.parametrize("submission", SUBMISSIONS, ids=lambda s: f"{s.assignment}:{s.name}")
-def test_feedback_names_the_mistake(course, submission):
+@by_submission
+def test_feedback_names_the_mistake(submission, tmp_path_factory):
+    course = graded_course(submission.assignment, tmp_path_factory)
     notebook = source_notebook(submission.assignment).stem
     page = course / "feedback" / student_id(submission) / submission.assignment / f"{notebook}.html"
     text = html.unescape(page.read_text())
@@ -69,12 +82,13 @@ def test_feedback_names_the_mistake(course, submission):
     assert "BEGIN HIDDEN TESTS" not in text
 
 
-def test_export_lists_every_submission_with_its_total(course):
+@by_submission
+def test_export_lists_the_submission_with_its_total(submission, tmp_path_factory):
+    course = graded_course(submission.assignment, tmp_path_factory)
     with open(course / "grades.csv", newline="") as handle:
         rows = {(row["assignment"], row["student_id"]): row for row in csv.DictReader(handle)}
-    for submission in SUBMISSIONS:
-        row = rows[(submission.assignment, student_id(submission))]
-        reference = next(s for s in SUBMISSIONS
-                         if s.assignment == submission.assignment and s.name == "reference")
-        assert float(row["score"]) == pytest.approx(submission.total)
-        assert float(row["max_score"]) == pytest.approx(reference.total)
+    row = rows[(submission.assignment, student_id(submission))]
+    reference = next(s for s in SUBMISSIONS
+                     if s.assignment == submission.assignment and s.name == "reference")
+    assert float(row["score"]) == pytest.approx(submission.total)
+    assert float(row["max_score"]) == pytest.approx(reference.total)

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from autograder import oracles
-from autograder.feedback import Mismatch, SubmissionError, call_submission, close, describe
+from autograder.checks import _optimizer
+from autograder.feedback import Mismatch, SubmissionError, call_submission, describe
 
 NAME = "GradientDescent"
 HINTS = {
@@ -27,20 +28,8 @@ HINTS = {
 }
 
 
-def make(submission):
-    return lambda groups: call_submission(f"{NAME}(params, lr=...)", submission, groups, lr=1e-3, hints=HINTS)
-
-
-def drive(submission, schedule, **kwargs):
-    make_optimizer = make(submission)
-
-    def guarded(groups):
-        optimizer = make_optimizer(groups)
-        original = optimizer.step
-        optimizer.step = lambda *a, **k: call_submission(f"{NAME}.step", original, *a, hints=HINTS, **k)
-        return optimizer
-
-    return oracles.replay(guarded, schedule, **kwargs)
+def drive(submission, schedule, **options):
+    return _optimizer.drive(submission, schedule, name=NAME, hints=HINTS, **options)
 
 
 def sgd(groups):
@@ -48,65 +37,12 @@ def sgd(groups):
 
 
 def explain(history, expected, schedule, dtype, variants):
-    """Raise a Mismatch naming the step where ``history`` leaves ``expected``."""
-    step = oracles.first_divergence(history, expected, dtype)
-    if step is None:
-        return
-    flat_seen, flat_expected = history[step], expected[step]
-    index = next(i for i, (a, b) in enumerate(zip(flat_seen, flat_expected))
-                 if not close(a, b, dtype))
-    message = (
-        f"after step {step + 1} of {schedule.steps}, parameter {index} is "
-        f"{describe(flat_seen[index])}; torch.optim.SGD gives {describe(flat_expected[index])}."
-    )
-    for mistake, compute in variants.items():
-        if oracles.first_divergence(history, compute(), dtype) is None:
-            message += f" Likely mistake: {mistake}."
-            break
-    else:
-        changed = [s for s in schedule.lr_changes if s <= step]
-        if changed and step == min(schedule.lr_changes):
-            message += (
-                " The runs part ways exactly when a learning rate is changed through "
-                "`optimizer.param_groups[i]['lr']`: read each group's lr inside step()."
-            )
-    raise Mismatch(message)
-
-
-def scaled_lr_schedule(schedule, factor=None, fixed=None):
-    """The same run with every learning rate multiplied by ``factor`` or set to ``fixed``."""
-    def new(lr):
-        return fixed if fixed is not None else factor * lr
-
-    return oracles.Schedule(
-        schedule.initial,
-        [new(lr) for lr in schedule.lrs],
-        schedule.grads,
-        {s: {g: new(lr) for g, lr in change.items()} for s, change in schedule.lr_changes.items()},
-    )
-
-
-def frozen_lr_schedule(schedule):
-    """The same run with learning-rate changes ignored (lr read once at construction)."""
-    return oracles.Schedule(schedule.initial, schedule.lrs, schedule.grads, {})
+    _optimizer.explain_divergence(history, expected, schedule, dtype, variants,
+                                  reference="torch.optim.SGD")
 
 
 def common_mistakes(schedule):
-    return {
-        "the sign is flipped (parameters climb the loss)": lambda: oracles.sgd_equation(
-            scaled_lr_schedule(schedule, factor=-1.0)
-        ),
-        "the group's learning rate is ignored (θ − g)": lambda: oracles.sgd_equation(
-            scaled_lr_schedule(schedule, fixed=1.0)
-        ),
-        "every group uses the constructor's default lr instead of its own group['lr']": lambda: (
-            oracles.sgd_equation(scaled_lr_schedule(schedule, fixed=1e-3))
-        ),
-        "the learning rate is read once, in __init__; changes made through "
-        "`optimizer.param_groups[i]['lr']` (as schedulers do) are ignored": lambda: (
-            oracles.sgd_equation(frozen_lr_schedule(schedule))
-        ),
-    }
+    return _optimizer.learning_rate_mistakes(oracles.sgd_equation, schedule)
 
 
 def check_is_a_torch_optimizer(submission):
