@@ -7,14 +7,20 @@ cell displayed the grader's report, its checks come along for a per-check report
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import tempfile
+import warnings
 from pathlib import Path
 
 import nbformat
 
 from .runner import REPORT_MIMETYPE, Report, report_from_output
+
+
+#: The committed releases, when the grader runs from a checkout of the course.
+RELEASES = Path(__file__).resolve().parents[1] / "exercises"
 
 
 class NotebookError(Exception):
@@ -35,6 +41,7 @@ class NotebookResult:
     path: Path
     parts: list[CellOutcome]
     cell_errors: list[str]
+    notes: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def earned(self) -> float:
@@ -72,22 +79,26 @@ def load(path: str | Path) -> nbformat.NotebookNode:
             f"{path} declares notebook format {major!r}; this grader reads formats 3 and 4."
         )
     try:
-        notebook = nbformat.reads(text, as_version=4)
-        nbformat.validate(notebook)
+        with warnings.catch_warnings():
+            # Duplicate cell ids are repaired here and duplicate test cells dropped later.
+            warnings.simplefilter("ignore")
+            notebook = nbformat.reads(text, as_version=4)
+            nbformat.validate(notebook)
     except Exception as error:  # nbformat raises several unrelated types
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise NotebookError(f"{path} is not a valid Jupyter notebook: {first}") from None
     return notebook
 
 
+def is_test_cell(cell) -> bool:
+    """An autograded test cell: nbgrader metadata with ``grade`` set and ``solution`` not."""
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
 def graded_cells(notebook) -> list:
-    """The autograded test cells: nbgrader metadata with ``grade`` set and ``solution`` not."""
-    cells = []
-    for cell in notebook.cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
-            cells.append(cell)
-    return cells
+    """The notebook's autograded test cells, in order."""
+    return [cell for cell in notebook.cells if is_test_cell(cell)]
 
 
 def execute(notebook, cwd: Path, timeout: int) -> str:
@@ -161,10 +172,65 @@ def score_cell(cell) -> CellOutcome:
     return outcome
 
 
+def _grade_id(cell) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def restore_tests(notebook, releases: Path = RELEASES) -> list[str]:
+    """Put the release's test cells back, as nbgrader's autograde does from its gradebook.
+
+    A learner's edits to a test cell, a deleted test cell and a duplicated one all count
+    for nothing: each test cell of the matching release is restored once, in place or,
+    if deleted, after the cell that precedes it in the release. A source notebook (with
+    hidden tests) is left alone. Returns notes on what was restored.
+    """
+    text = "\n".join(cell.source for cell in notebook.cells)
+    if "BEGIN HIDDEN TESTS" in text or not releases.is_dir():
+        return []
+    ids = {_grade_id(cell) for cell in notebook.cells} - {None}
+    best, overlap = None, 0
+    for candidate in sorted(releases.glob("*/*.ipynb")):
+        release = nbformat.read(candidate, as_version=4)
+        shared = len(ids & {_grade_id(cell) for cell in release.cells})
+        if shared > overlap:
+            best, overlap = (candidate, release), shared
+    if best is None:
+        return []
+    candidate, release = best
+    notes, seen, cells = [], set(), []
+    for cell in notebook.cells:
+        if is_test_cell(cell):
+            if _grade_id(cell) in seen:
+                notes.append(f"a duplicate of test cell {_grade_id(cell)} was ignored")
+                continue
+            seen.add(_grade_id(cell))
+        cells.append(cell)
+    by_id = {_grade_id(cell): cell for cell in release.cells}
+    for position, cell in enumerate(release.cells):
+        if not is_test_cell(cell):
+            continue
+        restored = nbformat.from_dict(copy.deepcopy(dict(cell)))
+        index = next((i for i, c in enumerate(cells) if _grade_id(c) == _grade_id(cell)), None)
+        if index is not None:
+            edited = (cells[index].source != cell.source
+                      or cells[index].metadata.get("nbgrader") != cell.metadata.get("nbgrader"))
+            if edited:
+                notes.append(f"test cell {_grade_id(cell)} was edited; the original was restored")
+            cells[index] = restored
+            continue
+        previous = [_grade_id(c) for c in release.cells[:position] if _grade_id(c) in by_id]
+        after = max((i for i, c in enumerate(cells) if _grade_id(c) in previous), default=len(cells) - 1)
+        cells.insert(after + 1, restored)
+        notes.append(f"test cell {_grade_id(cell)} was missing; it was restored")
+    notebook.cells = cells
+    return [f"test cells checked against {candidate.relative_to(releases.parent)}"] + notes
+
+
 def grade_notebook(path: str | Path, timeout: int = 120) -> NotebookResult:
     """Run the notebook at ``path`` in a fresh kernel and score its test cells."""
     path = Path(path).resolve()
     notebook = load(path)
+    notes = restore_tests(notebook)
     tests = graded_cells(notebook)
     if not tests:
         raise NotebookError(
@@ -183,11 +249,11 @@ def grade_notebook(path: str | Path, timeout: int = 120) -> NotebookResult:
                 cell_errors.append(f"{name} raised {_error_text(output)}")
     if stopped:
         cell_errors.append(stopped)
-    return NotebookResult(path, [score_cell(cell) for cell in tests], cell_errors)
+    return NotebookResult(path, [score_cell(cell) for cell in tests], cell_errors, notes)
 
 
 def format_result(result: NotebookResult) -> str:
-    lines = [f"Grading {result.path.name}", ""]
+    lines = [f"Grading {result.path.name}"] + [f"  ({note})" for note in result.notes] + [""]
     for part in result.parts:
         if part.report is not None and not part.problem:
             lines.append(part.report.as_text())

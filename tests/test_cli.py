@@ -3,6 +3,7 @@ message and a non-zero exit, never a traceback from the grader."""
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 
@@ -60,6 +61,32 @@ def test_missing_function_and_raising_solution_are_explained(tmp_path):
     size_report = json.dumps(parts["gd-step-size-tests"]["report"])
     assert "optimal_step_size raised ZeroDivisionError: division by zero" in size_report
     assert graded["earned"] == 7.0
+
+
+def test_test_cells_are_restored_from_the_release(tmp_path):
+    """Editing a test cell to return full marks, deleting one, or duplicating one
+    changes nothing: the release's test cells are graded, each once."""
+    notebook = REFERENCE.notebook()
+    for cell in notebook.cells:
+        if grade_id(cell) == "gd-step-tests":
+            cell.source = "3.0"
+        if grade_id(cell) == "gd-step-code":
+            cell.source = "def gd_step(params, grads, lr):\n    pass\n"
+    notebook.cells = [c for c in notebook.cells if grade_id(c) != "gd-fit-tests"]
+    duplicate = copy.deepcopy(next(c for c in notebook.cells if grade_id(c) == "gd-optimizer-tests"))
+    duplicate["id"] = "a-learners-copy"
+    notebook.cells.append(duplicate)
+    path = tmp_path / "tampered.ipynb"
+    nbformat.write(notebook, path)
+    result = grade_cli(path, cwd=tmp_path)
+    assert_clean(result)
+    assert result.stderr == ""
+    # gd_step that does nothing passes only the autograd and gradient checks (2 of 6).
+    assert "gd-step: 1 / 3 points" in result.stdout
+    assert "Total: 10 / 12 points" in result.stdout
+    for note in ("gd-step-tests was edited", "gd-fit-tests was missing",
+                 "duplicate of test cell gd-optimizer-tests"):
+        assert note in result.stdout
 
 
 @pytest.mark.parametrize(
