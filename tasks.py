@@ -50,8 +50,23 @@ def requirements_digest() -> str:
     return digest.hexdigest()
 
 
+def ensure_chromium() -> None:
+    """The site tests drive a real browser: Debian's chromium, installed when we can."""
+    if any(shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")):
+        return
+    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        log("installing Debian's chromium for the site tests")
+        environ = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        run(["apt-get", "update", "-qq"], env=environ)
+        run(["apt-get", "install", "-y", "-qq", "chromium"], env=environ)
+    else:
+        log("note: the site tests need Chromium (on Debian: apt-get install chromium); "
+            "without it they are skipped")
+
+
 def setup() -> None:
     """Create .venv with the pinned environment, or bring it up to date."""
+    ensure_chromium()
     if sys.version_info[:2] != PYTHON_VERSION:
         sys.exit(
             f"The course environment is pinned for Python {PYTHON_VERSION[0]}.{PYTHON_VERSION[1]}; "

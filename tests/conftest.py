@@ -41,3 +41,24 @@ def run(command: list[str], cwd: Path, timeout: float = 600, check: bool = True)
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def book():
+    """The built site, built exactly as `python3 tasks.py book` builds it (cached
+    execution, so quick when the book is up to date). Tests that use it belong to the
+    xdist group "book", so one worker builds it."""
+    import tasks
+
+    result = run(tasks.BOOK_BUILD, cwd=ROOT, timeout=1500, check=False)
+    assert result.returncode == 0, (
+        "the book build failed (warnings are errors):\n" + result.stdout[-6000:] + result.stderr[-6000:]
+    )
+    return tasks.HTML
+
+
+def toc_pages() -> list[str]:
+    """The pages of the table of contents, as paths without suffix (``book/intro``)."""
+    import re
+
+    return re.findall(r"(?:root|file):\s*(\S+)", (ROOT / "_toc.yml").read_text())

@@ -10,12 +10,10 @@ from html.parser import HTMLParser
 
 import pytest
 
-import tasks
-from conftest import ROOT, run
+from conftest import ROOT, toc_pages
 from test_assignments import SOURCES, leaked, secret_blocks
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("book")]
-HTML = ROOT / "_build" / "html"
 
 
 class _Text(HTMLParser):
@@ -33,22 +31,8 @@ def visible_text(page) -> str:
     return html.unescape("".join(parser.chunks))
 
 
-@pytest.fixture(scope="module")
-def book():
-    """Build the book exactly as `python3 tasks.py book` does (cached execution)."""
-    result = run(tasks.BOOK_BUILD, cwd=ROOT, timeout=1500, check=False)
-    assert result.returncode == 0, (
-        "the book build failed (warnings are errors):\n" + result.stdout[-6000:] + result.stderr[-6000:]
-    )
-    return HTML
-
-
-def toc_files() -> list[str]:
-    return re.findall(r"(?:root|file):\s*(\S+)", (ROOT / "_toc.yml").read_text())
-
-
 def test_every_page_in_the_table_of_contents_is_built(book):
-    for name in toc_files():
+    for name in toc_pages():
         assert (book / f"{name}.html").is_file(), name
 
 
@@ -95,6 +79,6 @@ def test_no_chapter_cell_failed_while_building(book):
 
 
 def test_no_glue_or_math_left_unrendered(book):
-    for name in toc_files():
+    for name in toc_pages():
         text = (book / f"{name}.html").read_text()
         assert "{glue" not in text, f"{name}: an unresolved glue role"

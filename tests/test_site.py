@@ -1,0 +1,112 @@
+"""The published book as learners meet it: served over HTTP and opened in headless
+Chromium, every page of the table of contents loads without a console error or a failed
+request, its equations are typeset by MathJax, its images load, it fits a phone's width,
+and its internal links and anchors resolve. Screenshots of every page land in
+test-artifacts/site/ for a person to look at.
+"""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from browser import Browser, StaticServer, chromium_path
+from conftest import ROOT, toc_pages
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("book")]
+ARTIFACTS = ROOT / "test-artifacts" / "site"
+PHONE, DESKTOP = 390, 1280
+RAW_TEX = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$\$|\\frac|\\eta|\\theta|\\nabla|\\lambda")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("no Chromium here: `python3 tasks.py setup` installs Debian's chromium "
+                    "when run as root; otherwise install it with your package manager")
+    with Browser(executable) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def server(book):
+    with StaticServer(book) as running:
+        yield running
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_page_loads_cleanly_with_math_typeset_and_images_shown(browser, server, page):
+    tab = browser.open(f"{server.url}/{page}.html", width=DESKTOP)
+    try:
+        tab.screenshot(ARTIFACTS / f"{page.replace('/', '-')}-{DESKTOP}.png")
+        assert tab.problems() == []
+        text = tab.evaluate("document.querySelector('main').innerText")
+        raw = sorted(set(RAW_TEX.findall(text)))
+        assert not raw, f"{page}: TeX left unrendered: {raw}"
+        source = (ROOT / f"{page}.md").read_text()
+        if "$" in source:
+            assert tab.evaluate("document.querySelectorAll('main mjx-container').length") > 0
+        broken = tab.evaluate(
+            "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))"
+            ".map(i => i.getAttribute('src'))")
+        assert broken == [], f"{page}: images that did not load: {broken}"
+    finally:
+        tab.close()
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_page_fits_a_phone_screen(browser, server, page):
+    tab = browser.open(f"{server.url}/{page}.html", width=PHONE, height=844)
+    try:
+        tab.screenshot(ARTIFACTS / f"{page.replace('/', '-')}-{PHONE}.png")
+        overflow = tab.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, f"{page} is {overflow}px wider than a {PHONE}px screen"
+    finally:
+        tab.close()
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links, self.ids = [], set()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if attrs.get("id"):
+            self.ids.add(attrs["id"])
+        if tag == "a" and attrs.get("href"):
+            self.links.append(attrs["href"])
+        if tag in ("img", "script") and attrs.get("src"):
+            self.links.append(attrs["src"])
+        if tag == "link" and attrs.get("href"):
+            self.links.append(attrs["href"])
+
+
+def parse(path):
+    parser = _Links()
+    parser.feed(path.read_text())
+    return parser
+
+
+def test_internal_links_and_anchors_resolve(book):
+    pages = {path: parse(path) for path in book.rglob("*.html") if "_static" not in path.parts}
+    broken = []
+    for path, parsed in pages.items():
+        for link in parsed.links:
+            parts = urlsplit(link)
+            if parts.scheme or parts.netloc or link.startswith(("mailto:", "javascript:")):
+                continue
+            target = (path.parent / unquote(parts.path)).resolve() if parts.path else path
+            if target.is_dir():
+                target = target / "index.html"
+            if not target.exists():
+                broken.append(f"{path.relative_to(book)} -> {link}")
+            elif parts.fragment and target.suffix == ".html":
+                ids = pages[target].ids if target in pages else parse(target).ids
+                if unquote(parts.fragment) not in ids:
+                    broken.append(f"{path.relative_to(book)} -> {link} (no such anchor)")
+    assert broken == []
