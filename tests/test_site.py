@@ -110,3 +110,18 @@ def test_internal_links_and_anchors_resolve(book):
                 if unquote(parts.fragment) not in ids:
                     broken.append(f"{path.relative_to(book)} -> {link} (no such anchor)")
     assert broken == []
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_page_offers_its_notebook_as_ipynb(book, page):
+    """The download menu offers the chapter as a Jupyter notebook (executed, with
+    outputs), not only as its MyST source."""
+    import nbformat
+
+    html_page = book / f"{page}.html"
+    match = re.search(r'href="([^"]*_sources/[^"]*\.ipynb)"', html_page.read_text())
+    assert match, f"{page} offers no .ipynb download"
+    notebook = nbformat.read(html_page.parent / match.group(1), as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code and all(cell.get("outputs") is not None for cell in code)
+    assert code[0].source.strip() in (ROOT / f"{page}.md").read_text()
