@@ -62,3 +62,9 @@ def toc_pages() -> list[str]:
     import re
 
     return re.findall(r"(?:root|file):\s*(\S+)", (ROOT / "_toc.yml").read_text())
+
+
+def page_source(page: str) -> Path:
+    """The file a page of the table of contents is built from (.md or .ipynb)."""
+    (source,) = [p for p in (ROOT / f"{page}.md", ROOT / f"{page}.ipynb") if p.exists()]
+    return source
