@@ -64,6 +64,26 @@ def close(actual, expected, dtype: torch.dtype | None = None) -> bool:
     return True
 
 
+def first_difference(actual, expected) -> str:
+    """Where two equal-length lists of same-shaped tensors first differ, and by how much
+    at most (for a message whose shown values may round to the same digits)."""
+    try:
+        actual, expected = _as_list(actual), _as_list(expected)
+    except TypeError:
+        return ""
+    if len(actual) != len(expected):
+        return f"{len(actual)} values where {len(expected)} were expected"
+    for index, (a, e) in enumerate(zip(actual, expected)):
+        if not isinstance(a, torch.Tensor) or a.shape != torch.as_tensor(e).shape:
+            return f"item {index} has the wrong type or shape" if len(actual) > 1 else ""
+        gap = (a.detach().to("cpu", torch.float64) - torch.as_tensor(e).detach().to("cpu", torch.float64)).abs()
+        if gap.numel() and not bool((gap == 0).all()):
+            largest = float(gap.nan_to_num(float("inf")).max())
+            item = f"item {index}: " if len(actual) > 1 else ""
+            return f"{item}largest difference {largest:.3g}"
+    return ""
+
+
 def describe(value, limit: int = 3) -> str:
     """A short, readable rendering of a tensor, number or sequence for a message."""
     if isinstance(value, torch.Tensor):
@@ -100,12 +120,65 @@ def expect_close(
     if close(actual, expected, dtype):
         return
     message = f"{what}: expected {describe(expected)}, saw {describe(actual)}."
+    where = first_difference(actual, expected)
+    if where:
+        message = message[:-1] + f" ({where})."
     items = variants.items() if isinstance(variants, Mapping) else variants
     for mistake, compute in items:
         if close(actual, compute(), dtype):
             message += f" Likely mistake: {mistake}."
             break
     raise Mismatch(message)
+
+
+def builtin_optimizer_classes() -> tuple[type, ...]:
+    """Every optimizer class torch.optim defines (not the base class)."""
+    return tuple(
+        cls for cls in vars(torch.optim).values()
+        if isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)
+        and cls is not torch.optim.Optimizer
+    )
+
+
+def require_own_optimizer(name: str, cls) -> None:
+    """Raise :class:`Mismatch` if ``cls`` reuses a torch.optim optimizer instead of being
+    the learner's own: a subclass of one, or a class without its own ``step``."""
+    builtin = [b.__name__ for b in builtin_optimizer_classes() if isinstance(cls, type) and issubclass(cls, b)]
+    if builtin:
+        raise Mismatch(
+            f"{name} derives from torch.optim.{builtin[0]}: the exercise asks for your own "
+            "update, so derive from torch.optim.Optimizer and write step() yourself."
+        )
+    own = [base for base in getattr(cls, "__mro__", ()) if base.__module__.split(".")[0] != "torch"]
+    if isinstance(cls, type) and not any("step" in vars(base) for base in own):
+        raise Mismatch(f"{name} has no step() method of its own: write step() in the class.")
+
+
+class no_builtin_optimizers:
+    """While active, constructing any torch.optim optimizer raises: the exercise asks for
+    the learner's own update, not PyTorch's. (The learner's own subclasses of
+    ``torch.optim.Optimizer`` are unaffected.)"""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self):
+        self.original = torch.optim.Optimizer.__init__
+        builtin, name, original = builtin_optimizer_classes(), self.name, self.original
+
+        def guarded(optimizer, *args, **kwargs):
+            if type(optimizer) in builtin:
+                raise SubmissionError(
+                    f"{name} uses torch.optim.{type(optimizer).__name__}: the exercise asks for "
+                    "your own update, written with tensor operations."
+                )
+            return original(optimizer, *args, **kwargs)
+
+        torch.optim.Optimizer.__init__ = guarded
+        return self
+
+    def __exit__(self, *exc):
+        torch.optim.Optimizer.__init__ = self.original
 
 
 def call_submission(name: str, function, *args, hints: Mapping[str, str] = (), **kwargs):

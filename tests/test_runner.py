@@ -86,3 +86,62 @@ def test_report_survives_the_trip_through_a_notebook_output():
     bundle = report._repr_mimebundle_()
     assert bundle["text/plain"] == report.as_text()
     assert report_from_output(bundle[REPORT_MIMETYPE]) == report
+
+
+def test_cuda_failures_are_reported_but_never_cost_points():
+    from autograder.runner import _summarise
+
+    cases = [
+        {"name": "check_a", "title": "A", "weight": 1.0, "case": "case 1, float32, cpu",
+         "status": "passed", "message": ""},
+        {"name": "check_a", "title": "A", "weight": 1.0, "case": "case 1, float32, cuda",
+         "status": "failed", "message": "w is on the CPU"},
+    ]
+    (result,) = _summarise(cases)
+    assert result.status == "passed"
+    assert any("fails on CUDA" in note and "w is on the CPU" in note for note in result.notes)
+
+
+def test_the_shown_failure_is_one_that_names_the_mistake():
+    from autograder.runner import _summarise
+
+    cases = [
+        {"name": "check_a", "title": "A", "weight": 1.0, "case": "case 1, float32, cpu",
+         "status": "failed", "message": "expected [1], saw [inf]."},
+        {"name": "check_a", "title": "A", "weight": 1.0, "case": "case 1, float64, cpu",
+         "status": "failed", "message": "expected [1], saw [1e30]. Likely mistake: a sum."},
+    ]
+    (result,) = _summarise(cases)
+    assert "Likely mistake: a sum" in result.message
+
+
+def test_a_torch_optimizer_in_disguise_earns_nothing():
+    class GradientDescent(torch.optim.SGD):
+        pass
+
+    report = run_checks("gd-optimizer", GradientDescent, points=4)
+    assert report.earned == 0.0
+    assert "derives from torch.optim.SGD" in report.as_text()
+
+
+def test_a_step_that_calls_torch_sgd_is_not_the_learners_own():
+    def gd_step(params, grads, lr):
+        for p, g in zip(params, grads):
+            p.grad = g
+        torch.optim.SGD(params, lr=lr).step()
+
+    report = run_checks("gd-step", gd_step, points=3)
+    assert "uses torch.optim.SGD" in report.as_text()
+    assert report.earned < 3.0
+
+
+def test_changing_the_gradients_costs_only_the_gradient_check():
+    def gd_step(params, grads, lr):
+        with torch.no_grad():
+            for p, g in zip(params, grads):
+                p.sub_(g.mul_(lr))
+
+    report = run_checks("gd-step", gd_step, points=3)
+    failed = [c.name for c in report.checks if c.status == "failed"]
+    assert failed == ["check_leaves_the_gradients_unchanged"]
+    assert report.earned == 2.5

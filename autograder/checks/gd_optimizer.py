@@ -13,7 +13,7 @@ import torch
 
 from autograder import oracles
 from autograder.checks import _optimizer
-from autograder.feedback import Mismatch, SubmissionError, call_submission, describe
+from autograder.feedback import Mismatch, SubmissionError, call_submission, describe, require_own_optimizer
 
 NAME = "GradientDescent"
 HINTS = {
@@ -29,6 +29,7 @@ HINTS = {
 
 
 def drive(submission, schedule, **options):
+    require_own_optimizer(NAME, submission)
     return _optimizer.drive(submission, schedule, name=NAME, hints=HINTS, **options)
 
 
@@ -49,6 +50,7 @@ def check_is_a_torch_optimizer(submission):
     """Subclasses torch.optim.Optimizer and takes (params, lr)"""
     if not (isinstance(submission, type) and issubclass(submission, torch.optim.Optimizer)):
         raise Mismatch(f"{NAME} must be a class deriving from torch.optim.Optimizer.")
+    require_own_optimizer(NAME, submission)
     p = torch.zeros(2, requires_grad=True)
     optimizer = call_submission(f"{NAME}([p], lr=0.1)", submission, [p], lr=0.1)
     group = optimizer.param_groups[0]
@@ -89,6 +91,7 @@ def check_state_dict_round_trip(submission, seed):
 
 def check_step_takes_a_closure(submission):
     """step(closure) re-evaluates the loss with gradients enabled and returns it"""
+    require_own_optimizer(NAME, submission)
     w = torch.tensor([1.0, -2.0], requires_grad=True)
     optimizer = call_submission(f"{NAME}([w], lr=0.1)", submission, [w], lr=0.1)
     calls = []
@@ -117,6 +120,7 @@ def check_step_takes_a_closure(submission):
 
 def check_rejects_a_negative_learning_rate(submission):
     """Rejects a negative learning rate with ValueError, as torch.optim.SGD does"""
+    require_own_optimizer(NAME, submission)
     p = torch.zeros(1, requires_grad=True)
     try:
         call_submission(f"{NAME}([p], lr=-0.1)", submission, [p], lr=-0.1)
