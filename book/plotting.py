@@ -183,3 +183,64 @@ def log_convergence(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend(loc="best")
+
+
+
+def animate_paths(
+    f: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    paths: Mapping[str, np.ndarray],
+    xlim: tuple[float, float],
+    ylim: tuple[float, float],
+    levels: int | Sequence[float] = 12,
+    minimum: Sequence[float] | None = None,
+    height: float = 4.0,
+    width: float = 6.5,
+    frame_ms: int = 150,
+    hold_ms: int = 2500,
+) -> bytes:
+    """An animated GIF of several trajectories drawn step by step over the level sets of
+    ``f``: a plain image that a static page can show, with no widget or script.
+
+    ``paths`` maps a legend label to iterates of shape ``(steps, 2)``; frame ``k`` shows
+    the first ``k + 1`` iterates of each, and the last frame is held for ``hold_ms``.
+    The level sets are drawn once and the paths blitted on top, so that rendering is fast;
+    the frames share one small palette, so that the file stays light.
+    """
+    import io
+
+    from PIL import Image
+
+    fig, ax = subplots(height=height, width=width)
+    contour(ax, f, xlim, ylim, levels=levels, filled=False)
+    ax.set_aspect("equal")
+    ax.set_xlabel(r"$\theta_1$")
+    ax.set_ylabel(r"$\theta_2$")
+    if minimum is not None:
+        ax.plot(*minimum, "*", color="black", markersize=12, label="minimum")
+    lines = []
+    for (label, pts), color in zip(paths.items(), COLORS):
+        pts = np.asarray(pts)
+        ax.plot(*pts[0], "o", color=color, markersize=6)
+        (line,) = ax.plot([], [], "-o", color=color, markersize=2.5, linewidth=1.2,
+                          label=label, animated=True)
+        lines.append((line, pts))
+    ax.legend(loc="lower right", fontsize=9)
+    title = ax.set_title(" ", animated=True)
+    fig.canvas.draw()
+    background = fig.canvas.copy_from_bbox(fig.bbox)
+    frames = []
+    for k in range(min(len(pts) for _, pts in lines)):
+        fig.canvas.restore_region(background)
+        for line, pts in lines:
+            line.set_data(pts[: k + 1, 0], pts[: k + 1, 1])
+            ax.draw_artist(line)
+        title.set_text(f"step {k}")
+        ax.draw_artist(title)
+        frames.append(Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()))
+    plt.close(fig)
+    palette = frames[-1].quantize(colors=48)  # the last frame holds every colour
+    images = [frame.quantize(palette=palette, dither=Image.Dither.NONE) for frame in frames]
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], loop=0,
+                   duration=[frame_ms] * (len(images) - 1) + [hold_ms])
+    return buffer.getvalue()
