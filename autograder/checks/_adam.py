@@ -35,7 +35,7 @@ class Mistake:
     back ("m", "v", "mv"); ``v_of_g``: v averages g, not g²; ``no_lerp``: the moments add
     g (or g²) without the factor 1 − β; ``no_eps``: ε left out;
     ``decay``: weight decay "coupled", "decoupled", "unscaled" (θ(1 − λ)), "after"
-    (decoupled, after the Adam step), "negative" (g − λθ) or "none", default as asked;
+    (decoupled, after the Adam step) or "none", default as asked;
     ``amsgrad``: the maximum over "v" (right), "v_hat", or "v" left "uncorrected", or
     "ignored"; ``maximize``: "grad" (right), "ignored", "all" (g + λθ negated);
     ``counter``: "param" (right) or "global" (one count of step() calls, lost at a reload);
@@ -70,8 +70,6 @@ def _step(theta, g, st, hyper, t, mistake: Mistake, decoupled: bool):
     if wd != 0:
         if decay == "coupled":
             g = g + wd * theta
-        elif decay == "negative":
-            g = g - wd * theta
         elif decay == "decoupled":
             theta = theta * (1 - lr * wd)
         elif decay == "unscaled":
@@ -166,15 +164,11 @@ def mistaken_run(
             calls = 0
 
 
-def cosine(lr, t, num_steps):
-    return adam.cosine_decay(lr, t, num_steps)
-
-
 #: Learning-rate schedules a scalar loop may compute by mistake, as functions (lr, t, T).
 SCHEDULES = {
-    "cosine": cosine,
+    "cosine": adam.cosine_decay,
     "t+1": lambda lr, t, T: adam.cosine_decay(lr, t + 1, T),
-    "T-1": lambda lr, t, T: lr * 0.5 * (1 + math.cos(math.pi * t / (T - 1))) if T > 1 else lr,
+    "T-1": lambda lr, t, T: adam.cosine_decay(lr, t, T - 1) if T > 1 else lr,
     "constant": lambda lr, t, T: lr,
     "linear": lambda lr, t, T: lr * (1 - t / T),
     "no-half": lambda lr, t, T: lr * math.cos(math.pi * t / T),
@@ -325,8 +319,6 @@ COUPLED_MISTAKES = {
     "added to the gradient: g ← g + λθ": dict(decay="decoupled"),
     "the weight decay shrinks θ by 1 − λ; Adam's weight_decay is L2, added to the gradient: "
     "g ← g + λθ": dict(decay="unscaled"),
-    "the weight decay is subtracted from the gradient (g − λθ); L2 adds it: g + λθ": dict(
-        decay="negative"),
 }
 
 DECOUPLED_MISTAKES = {
@@ -394,3 +386,39 @@ def compare_with_torch(submission, schedule, dtype, group_options=None, *, name,
     step = oracles.first_divergence(history, equation, dtype)
     if step is not None:
         raise Mismatch(f"after step {step + 1} the parameters leave the equations of {name}.")
+
+
+class Quadratic:
+    """f(x) = Σ aᵢ(xᵢ − cᵢ)² + b(Σ xᵢ)², times ``scale``: its gradient, in plain Python."""
+
+    def __init__(self, seed, *, scale=1.0):
+        gen = torch.Generator().manual_seed(9000 + seed)
+        n = int(torch.randint(1, 6, (1,), generator=gen))
+        self.a = (0.5 + 2.5 * torch.rand(n, generator=gen, dtype=torch.float64)).tolist()
+        self.c = torch.randn(n, generator=gen, dtype=torch.float64).tolist()
+        self.b = 0.4 * float(torch.rand((), generator=gen, dtype=torch.float64)) - 0.2
+        self.start = torch.randn(n, generator=gen, dtype=torch.float64).tolist()
+        self.steps = int(torch.randint(20, 60, (1,), generator=gen))
+        self.scale = scale
+        self.calls = 0
+
+    def __call__(self, x):
+        self.calls += 1
+        total = sum(float(v) for v in x)
+        return [self.scale * (2 * a * (float(v) - c) + 2 * self.b * total)
+                for a, c, v in zip(self.a, self.c, x)]
+
+
+class Constant:
+    """A gradient that never changes: with it Adam moves each parameter by lr_t·g/(|g| + ε)."""
+
+    def __init__(self, seed):
+        gen = torch.Generator().manual_seed(9500 + seed)
+        n = int(torch.randint(1, 4, (1,), generator=gen))
+        signs = torch.randint(0, 2, (n,), generator=gen) * 2 - 1
+        self.g = (signs * (0.1 + 2 * torch.rand(n, generator=gen, dtype=torch.float64))).tolist()
+        self.start = torch.randn(n, generator=gen, dtype=torch.float64).tolist()
+        self.steps = int(torch.randint(10, 40, (1,), generator=gen))
+
+    def __call__(self, x):
+        return list(self.g)

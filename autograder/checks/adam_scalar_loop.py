@@ -9,8 +9,6 @@ the same problem, and the loop transcribed in plain Python
 it runs under a ``TorchFunctionMode`` that records every call into torch.
 """
 
-import math
-
 import pytest
 import torch
 from torch.overrides import TorchFunctionMode
@@ -31,42 +29,6 @@ HINTS = {
         "beta2=0.95, eps=1e-8)."
     ),
 }
-
-
-class Quadratic:
-    """f(x) = Σ aᵢ(xᵢ − cᵢ)² + b(Σ xᵢ)², times ``scale``: its gradient, in plain Python."""
-
-    def __init__(self, seed, *, scale=1.0):
-        gen = torch.Generator().manual_seed(9000 + seed)
-        n = int(torch.randint(1, 6, (1,), generator=gen))
-        self.a = (0.5 + 2.5 * torch.rand(n, generator=gen, dtype=torch.float64)).tolist()
-        self.c = torch.randn(n, generator=gen, dtype=torch.float64).tolist()
-        self.b = 0.4 * float(torch.rand((), generator=gen, dtype=torch.float64)) - 0.2
-        self.start = torch.randn(n, generator=gen, dtype=torch.float64).tolist()
-        self.steps = int(torch.randint(20, 60, (1,), generator=gen))
-        self.scale = scale
-        self.calls = 0
-
-    def __call__(self, x):
-        self.calls += 1
-        total = sum(float(v) for v in x)
-        return [self.scale * (2 * a * (float(v) - c) + 2 * self.b * total)
-                for a, c, v in zip(self.a, self.c, x)]
-
-
-class Constant:
-    """A gradient that never changes: with it Adam moves each parameter by lr_t·g/(|g| + ε)."""
-
-    def __init__(self, seed):
-        gen = torch.Generator().manual_seed(9500 + seed)
-        n = int(torch.randint(1, 4, (1,), generator=gen))
-        signs = torch.randint(0, 2, (n,), generator=gen) * 2 - 1
-        self.g = (signs * (0.1 + 2 * torch.rand(n, generator=gen, dtype=torch.float64))).tolist()
-        self.start = torch.randn(n, generator=gen, dtype=torch.float64).tolist()
-        self.steps = int(torch.randint(10, 40, (1,), generator=gen))
-
-    def __call__(self, x):
-        return list(self.g)
 
 
 def hyperparameters(seed):
@@ -111,21 +73,6 @@ def run(submission, problem, num_steps, **hyper):
         return torch.tensor([[float(x) for x in h] for h in history], dtype=torch.float64)
     except (TypeError, ValueError, RuntimeError):
         raise Mismatch("the history must hold numbers (Python floats).") from None
-
-
-def torch_reference(problem, num_steps, *, lr, beta1, beta2, eps):
-    """torch.optim.Adam with LambdaLR's cosine factor ½(1 + cos(π·t/T)), in float64."""
-    p = torch.tensor(problem.start, dtype=torch.float64)
-    optimizer = torch.optim.Adam([p], lr=lr, betas=(beta1, beta2), eps=eps)
-    cosine = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda t: 0.5 * (1 + math.cos(math.pi * t / num_steps)))
-    history = []
-    for _ in range(num_steps):
-        p.grad = torch.tensor(problem(p.tolist()), dtype=torch.float64)
-        optimizer.step()
-        cosine.step()
-        history.append(p.clone())
-    return torch.stack(history)
 
 
 #: What a scalar loop gets wrong, by the sentence that names it: (schedule, Mistake changes).
@@ -176,7 +123,7 @@ def explain(history, expected, reference, variants):
 
 def check_runs_on_plain_python_floats(submission, seed):
     """Uses no tensors: takes and returns Python floats, with a grad_fn returning floats"""
-    problem = Quadratic(seed)
+    problem = _adam.Quadratic(seed)
     with TorchCalls() as calls:
         history = call_submission(NAME, submission, problem, list(problem.start), 5, hints=HINTS)
     if calls.names:
@@ -198,9 +145,9 @@ def check_runs_on_plain_python_floats(submission, seed):
 @pytest.mark.weight(3)
 def check_matches_torch_adam_with_cosine_decay(submission, seed):
     """Matches torch.optim.Adam with LambdaLR's cosine decay, step for step (float64)"""
-    problem, hyper = Quadratic(seed), hyperparameters(seed)
+    problem, hyper = _adam.Quadratic(seed), hyperparameters(seed)
     history = run(submission, problem, problem.steps, **hyper)
-    expected = torch_reference(problem, problem.steps, **hyper)
+    expected = adam.torch_scalar_adam(problem, problem.start, problem.steps, **hyper)
     explain(history, expected, "torch.optim.Adam with the cosine LambdaLR",
             variants(problem, problem.steps, hyper))
     equation = torch.tensor(adam.scalar_adam(problem, problem.start, problem.steps, **hyper),
@@ -210,7 +157,7 @@ def check_matches_torch_adam_with_cosine_decay(submission, seed):
 
 def check_cosine_schedule(submission, seed):
     """With a constant gradient each step moves by η_t = η·½(1 + cos(π·t/T)), t = 0, …, T − 1"""
-    problem, hyper = Constant(seed), dict(DEFAULTS, lr=0.05)
+    problem, hyper = _adam.Constant(seed), dict(DEFAULTS, lr=0.05)
     history = run(submission, problem, problem.steps, **hyper)
     expected = torch.tensor(adam.scalar_adam(problem, problem.start, problem.steps, **hyper),
                             dtype=torch.float64)
@@ -231,7 +178,7 @@ def check_cosine_schedule(submission, seed):
 
 def check_default_hyperparameters(submission, seed):
     """Defaults are lr=1e-2, beta1=0.9, beta2=0.95, eps=1e-8"""
-    problem = Quadratic(seed)
+    problem = _adam.Quadratic(seed)
     history = run(submission, problem, problem.steps)
     expected = torch.tensor(adam.scalar_adam(problem, problem.start, problem.steps), dtype=torch.float64)
     wrong = {
@@ -247,8 +194,8 @@ def check_default_hyperparameters(submission, seed):
 
 def check_epsilon_with_tiny_gradients(submission, seed):
     """With gradients of about 1e-7, where ε = 1e-8 matters, still matches torch.optim.Adam"""
-    problem = Quadratic(seed, scale=1e-7)
+    problem = _adam.Quadratic(seed, scale=1e-7)
     history = run(submission, problem, problem.steps, **DEFAULTS)
-    expected = torch_reference(problem, problem.steps, **DEFAULTS)
+    expected = adam.torch_scalar_adam(problem, problem.start, problem.steps, **DEFAULTS)
     explain(history, expected, "torch.optim.Adam with the cosine LambdaLR",
             variants(problem, problem.steps, DEFAULTS))

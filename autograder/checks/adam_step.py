@@ -64,6 +64,7 @@ def problem(seed, dtype, device, *, tiny=False):
 
 def run(submission, params, grads, hyper, *, defaults=False):
     """Call the learner's step for t = 1, …, T; return (params, ms, vs) after each step."""
+    __tracebackhide__ = True
     params = [p.clone() for p in params]
     ms = [torch.zeros_like(p) for p in params]
     vs = [torch.zeros_like(p) for p in params]

@@ -172,3 +172,29 @@ def scalar_adam(
             theta[i] -= lr_t * m_hat / (math.sqrt(v_hat) + eps)
         history.append(list(theta))
     return history
+
+
+def torch_scalar_adam(
+    grad_fn: Callable[[list[float]], Sequence[float]],
+    params: Sequence[float],
+    num_steps: int,
+    *,
+    lr: float = 1e-2,
+    beta1: float = 0.9,
+    beta2: float = 0.95,
+    eps: float = 1e-8,
+) -> torch.Tensor:
+    """What :func:`scalar_adam` computes, by ``torch.optim.Adam`` and
+    ``torch.optim.lr_scheduler.LambdaLR`` with the factor ½(1 + cos(π·t/T)), in float64:
+    the parameters after each step, as a (num_steps × len(params)) tensor."""
+    p = torch.tensor([float(x) for x in params], dtype=F64)
+    optimizer = torch.optim.Adam([p], lr=lr, betas=(beta1, beta2), eps=eps)
+    cosine = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda t: 0.5 * (1 + math.cos(math.pi * t / num_steps)))
+    history = []
+    for _ in range(num_steps):
+        p.grad = torch.tensor([float(g) for g in grad_fn(p.tolist())], dtype=F64)
+        optimizer.step()
+        cosine.step()
+        history.append(p.clone())
+    return torch.stack(history)
