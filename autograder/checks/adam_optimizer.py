@@ -1,0 +1,194 @@
+"""Part ``adam-optimizer``: a ``torch.optim.Optimizer`` subclass interchangeable with
+``torch.optim.Adam``, including ``weight_decay`` (L2, coupled), ``amsgrad`` and
+``maximize``.
+
+Oracles: ``torch.optim.Adam`` driven through the same scripted runs
+(:func:`autograder.oracles.replay`: random shapes, two param groups with their own
+learning rates and, where a check says so, their own betas, eps, amsgrad, weight decay
+and maximize; parameters without gradients on some steps; a learning rate changed
+mid-run; a ``state_dict`` round trip), and the equations in float64
+(:func:`autograder.oracles.adam.adam_equation`).
+"""
+
+import pytest
+import torch
+
+from autograder import oracles
+from autograder.checks import _adam
+from autograder.feedback import Mismatch, SubmissionError, call_submission, describe
+
+NAME = "Adam"
+REFERENCE = torch.optim.Adam
+HINTS = {
+    "NoneType": (
+        "Likely mistake: a parameter with no gradient (p.grad is None) must be skipped, "
+        "as torch.optim.Adam does."
+    ),
+    "leaf Variable that requires grad": (
+        "Likely mistake: decorate step() with `@torch.no_grad()` or update `p` inside "
+        "`with torch.no_grad():`."
+    ),
+    "'betas'": (
+        "Likely mistake: keep the betas as one tuple under the name torch.optim.Adam uses, "
+        "group['betas']."
+    ),
+    "KeyError": (
+        "Likely mistake: every group's hyperparameters live in the group under torch's names "
+        "(lr, betas, eps, weight_decay, amsgrad, maximize); pass them all as `defaults`."
+    ),
+    "max_exp_avg_sq": (
+        "Likely mistake: with amsgrad, create state['max_exp_avg_sq'] when the parameter's "
+        "state is created."
+    ),
+}
+DEFAULTS = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
+                maximize=False)
+
+
+def compare(submission, schedule, dtype, group_options=None, *, reload_at=None):
+    __tracebackhide__ = True  # pytest need not print the schedule's tensors
+    _adam.compare_with_torch(submission, schedule, dtype, group_options, name=NAME,
+                             reference=REFERENCE, hints=HINTS, reload_at=reload_at)
+
+
+def check_is_a_torch_optimizer_with_torchs_defaults(submission):
+    """Subclasses torch.optim.Optimizer; each group holds torch's hyperparameters and defaults"""
+    if not (isinstance(submission, type) and issubclass(submission, torch.optim.Optimizer)):
+        raise Mismatch(f"{NAME} must be a class deriving from torch.optim.Optimizer.")
+    p = torch.zeros(2, requires_grad=True)
+    optimizer = call_submission(f"{NAME}([p])", submission, [p], hints=HINTS)
+    group = optimizer.param_groups[0]
+    for key, value in DEFAULTS.items():
+        if key not in group:
+            raise Mismatch(
+                f"after {NAME}([p]), param_groups[0] has no {key!r}: keep every hyperparameter "
+                f"under torch.optim.{NAME}'s names ({', '.join(DEFAULTS)}), passed as the "
+                "`defaults` dict to `super().__init__(params, defaults)`, so that param groups "
+                "can override them."
+            )
+        seen = tuple(group[key]) if key == "betas" and isinstance(group[key], (list, tuple)) else group[key]
+        if seen != value:
+            raise Mismatch(
+                f"after {NAME}([p]), param_groups[0][{key!r}] is {seen!r}; torch.optim.{NAME}'s "
+                f"default is {value!r}."
+            )
+
+
+@pytest.mark.weight(3)
+def check_matches_torch_over_many_steps(submission, seed, dtype, device):
+    """Matches torch.optim.Adam step for step (groups, missing grads, lr changed mid-run)"""
+    compare(submission, oracles.make_schedule(seed, dtype, device, steps=20), dtype)
+
+
+@pytest.mark.weight(2)
+def check_param_groups_keep_their_own_settings(submission, seed, dtype, device):
+    """Each param group uses its own betas, eps and amsgrad"""
+    schedule = oracles.make_schedule(seed, dtype, device, steps=20)
+    compare(submission, schedule, dtype, _adam.group_settings(seed))
+
+
+def check_weight_decay_is_l2_added_to_the_gradient(submission, seed):
+    """weight_decay adds λθ to the gradient (L2, coupled), as torch.optim.Adam does"""
+    schedule = oracles.make_schedule(seed, torch.float64, "cpu", steps=15)
+    gen = torch.Generator().manual_seed(6000 + seed)
+    options = [dict(weight_decay=_adam.uniform(gen, 0.05, 0.5)) for _ in range(2)]
+    compare(submission, schedule, torch.float64, options)
+
+
+def check_amsgrad_keeps_the_maximum_of_v(submission, seed):
+    """amsgrad=True divides by the running maximum of v, bias-corrected"""
+    schedule = oracles.make_schedule(seed, torch.float64, "cpu", steps=20)
+    compare(submission, schedule, torch.float64, [dict(amsgrad=True), dict(amsgrad=True, betas=(0.8, 0.99))])
+
+
+def check_maximize_climbs(submission, seed):
+    """maximize=True negates the gradient (before any weight decay)"""
+    schedule = oracles.make_schedule(seed, torch.float64, "cpu", steps=15)
+    compare(submission, schedule, torch.float64, [dict(maximize=True), dict(maximize=True, weight_decay=0.2)])
+
+
+def check_epsilon_with_tiny_gradients(submission, seed, dtype):
+    """With gradients of 1e-8 to 1e-6 and the default ε = 1e-8, still matches torch"""
+    schedule = oracles.make_schedule(seed, dtype, "cpu", steps=15)
+    gen = torch.Generator().manual_seed(7000 + seed)
+    scales = [10 ** _adam.uniform(gen, -8, -6) for _ in range(schedule.steps)]
+    schedule.grads = [[[None if g is None else g * scale for g in group] for group in step]
+                      for step, scale in zip(schedule.grads, scales)]
+    compare(submission, schedule, dtype)
+
+
+def check_state_dict_round_trip(submission, seed):
+    """Carries on identically after a state_dict round trip; the step count is saved state"""
+    schedule = oracles.make_schedule(seed, torch.float64, "cpu", steps=12)
+    options = [dict(amsgrad=True), {}]
+    compare(submission, schedule, torch.float64, options, reload_at=5)
+    params = [p.clone().requires_grad_() for p in schedule.initial[0]]
+    optimizer = call_submission(f"{NAME}(params)", submission, params, hints=HINTS)
+    taken = [0 for _ in params]
+    for step in range(4):
+        for i, p in enumerate(params):
+            p.grad = None if (i + step) % 3 == 0 else torch.ones_like(p)
+            taken[i] += p.grad is not None
+        call_submission(f"{NAME}.step", optimizer.step, hints=HINTS)
+    saved = optimizer.state_dict()["state"]
+    for i, count in enumerate(taken):
+        entry = saved.get(i, {})
+        if "step" not in entry:
+            raise Mismatch(
+                f"state_dict()['state'][{i}] holds {sorted(entry) or 'nothing'} but no 'step': keep "
+                "each parameter's step count in self.state[p]['step'], next to 'exp_avg' and "
+                "'exp_avg_sq', so that it is saved and restored with the moments."
+            )
+        if float(entry["step"]) != count:
+            raise Mismatch(
+                f"parameter {i} had a gradient on {count} of 4 steps, but its state['step'] is "
+                f"{float(entry['step']):g}: count only the steps on which the parameter was updated."
+            )
+
+
+def check_rejects_invalid_hyperparameters(submission):
+    """Raises ValueError for a negative lr, eps or weight_decay, and betas outside [0, 1)"""
+    for bad in (dict(lr=-1e-3), dict(eps=-1e-8), dict(betas=(1.0, 0.999)), dict(betas=(0.9, 1.0)),
+                dict(betas=(-0.1, 0.999)), dict(weight_decay=-0.1)):
+        p = torch.zeros(1, requires_grad=True)
+        text = ", ".join(f"{k}={v!r}" for k, v in bad.items())
+        try:
+            call_submission(f"{NAME}([p], {text})", submission, [p], **bad)
+        except SubmissionError as error:
+            if "ValueError" in str(error):
+                continue
+            raise Mismatch(f"{NAME}([p], {text}) should raise ValueError; instead {error}") from None
+        raise Mismatch(
+            f"{NAME}([p], {text}) was accepted: raise ValueError, as torch.optim.{NAME} does "
+            "(lr, eps and weight_decay must be ≥ 0, and each beta in [0, 1))."
+        )
+
+
+def check_step_takes_a_closure(submission):
+    """step(closure) re-evaluates the loss with gradients enabled and returns it"""
+    w = torch.tensor([1.0, -2.0], requires_grad=True)
+    optimizer = call_submission(f"{NAME}([w], lr=0.1)", submission, [w], lr=0.1, hints=HINTS)
+    calls = []
+
+    def closure():
+        calls.append(torch.is_grad_enabled())
+        optimizer.zero_grad()
+        loss = (w ** 2).sum()
+        loss.backward()
+        return loss
+
+    loss = call_submission(f"{NAME}.step(closure)", optimizer.step, closure, hints=HINTS)
+    if calls != [True]:
+        raise Mismatch(
+            f"step(closure) called the closure {len(calls)} time(s)"
+            + (" with gradients disabled" if calls and not all(calls) else "")
+            + "; it must call it exactly once, inside `with torch.enable_grad():`."
+        )
+    if not isinstance(loss, torch.Tensor) or float(loss) != 5.0:
+        raise Mismatch(f"step(closure) must return the closure's loss (5.0 here); saw {loss!r:.60}.")
+    expected = torch.tensor([0.9, -1.9])  # the first step moves each coordinate by lr·sign(g)
+    if not torch.allclose(w.detach(), expected):
+        raise Mismatch(
+            f"after one step(closure) with lr=0.1, w should be {describe(expected)}; saw "
+            f"{describe(w)}."
+        )

@@ -1,0 +1,90 @@
+"""Part ``adamw-optimizer``: a ``torch.optim.Optimizer`` subclass interchangeable with
+``torch.optim.AdamW``, whose weight decay is decoupled from the gradient and scaled by
+the current learning rate: θ ← θ(1 − ηλ), then the Adam step.
+
+Oracles: ``torch.optim.AdamW`` through the same scripted runs as the Adam checks
+(:func:`autograder.oracles.replay`), each group with its own weight decay and a learning
+rate changed mid-run (the decay must follow it), and the equations in float64
+(:func:`autograder.oracles.adam.adam_equation` with ``decoupled=True``).
+"""
+
+import pytest
+import torch
+
+from autograder import oracles
+from autograder.checks import _adam
+from autograder.feedback import Mismatch, call_submission
+
+NAME = "AdamW"
+REFERENCE = torch.optim.AdamW
+HINTS = {
+    "NoneType": (
+        "Likely mistake: a parameter with no gradient (p.grad is None) must be skipped, "
+        "as torch.optim.AdamW does."
+    ),
+    "leaf Variable that requires grad": (
+        "Likely mistake: decorate step() with `@torch.no_grad()` or change `p` inside "
+        "`with torch.no_grad():`."
+    ),
+    "KeyError": (
+        "Likely mistake: every group's hyperparameters live in the group under torch's names "
+        "(lr, betas, eps, weight_decay, amsgrad, maximize)."
+    ),
+}
+DEFAULTS = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
+                maximize=False)
+
+
+def compare(submission, schedule, dtype, group_options=None, *, reload_at=None):
+    __tracebackhide__ = True  # pytest need not print the schedule's tensors
+    _adam.compare_with_torch(submission, schedule, dtype, group_options, name=NAME,
+                             reference=REFERENCE, hints=HINTS, reload_at=reload_at)
+
+
+def decays(seed):
+    """Each group's own weight decay λ ∈ [0.05, 0.5]."""
+    gen = torch.Generator().manual_seed(8000 + seed)
+    return [dict(weight_decay=_adam.uniform(gen, 0.05, 0.5)) for _ in range(2)]
+
+
+def check_is_a_torch_optimizer_with_torchs_defaults(submission):
+    """Subclasses torch.optim.Optimizer, with torch.optim.AdamW's defaults (weight_decay=1e-2)"""
+    if not (isinstance(submission, type) and issubclass(submission, torch.optim.Optimizer)):
+        raise Mismatch(f"{NAME} must be a class deriving from torch.optim.Optimizer.")
+    p = torch.zeros(2, requires_grad=True)
+    optimizer = call_submission(f"{NAME}([p])", submission, [p], hints=HINTS)
+    group = optimizer.param_groups[0]
+    for key, value in DEFAULTS.items():
+        seen = group.get(key, "missing")
+        if key == "betas" and isinstance(seen, (list, tuple)):
+            seen = tuple(seen)
+        if seen != value:
+            raise Mismatch(
+                f"after {NAME}([p]), param_groups[0][{key!r}] is {seen!r}; torch.optim.{NAME}'s "
+                f"default is {value!r}."
+            )
+
+
+@pytest.mark.weight(3)
+def check_matches_torch_over_many_steps(submission, seed, dtype, device):
+    """Matches torch.optim.AdamW step for step (own decay per group, lr changed mid-run)"""
+    compare(submission, oracles.make_schedule(seed, dtype, device, steps=20), dtype, decays(seed))
+
+
+def check_default_weight_decay(submission, seed):
+    """Without a weight_decay argument, decays by the default λ = 1e-2 like torch.optim.AdamW"""
+    schedule = oracles.make_schedule(seed, torch.float64, "cpu", steps=15, lr_range=(0.1, 0.5))
+    compare(submission, schedule, torch.float64)
+
+
+def check_amsgrad_and_maximize_with_decoupled_decay(submission, seed):
+    """amsgrad and maximize work with the decoupled decay, per param group"""
+    schedule = oracles.make_schedule(seed, torch.float64, "cpu", steps=15)
+    options = [dict(amsgrad=True, **decays(seed)[0]), dict(maximize=True, **decays(seed)[1])]
+    compare(submission, schedule, torch.float64, options)
+
+
+def check_state_dict_round_trip(submission, seed):
+    """Carries on identically after a state_dict round trip"""
+    schedule = oracles.make_schedule(seed, torch.float64, "cpu", steps=12)
+    compare(submission, schedule, torch.float64, decays(seed), reload_at=5)
