@@ -69,14 +69,15 @@ def mistakes(total, lr_max, lr_min):
 
 
 def compare(submission, steps, total, lr_max, lr_min, context):
-    seen = values(submission, steps, total, lr_max, lr_min)
-    rule = lambda f: _schedule.table(lambda t, _: f(t), [lr_max], steps)  # noqa: E731
+    def table(f):
+        return _schedule.table(lambda t, _: f(t), [lr_max], steps)
+
     _schedule.explain_rates(
-        seen,
-        rule(lambda t: schedules.cosine_annealing(t, total, lr_max, lr_min)),
+        values(submission, steps, total, lr_max, lr_min),
+        table(lambda t: schedules.cosine_annealing(t, total, lr_max, lr_min)),
         reference="η_min + ½(η_max − η_min)(1 + cos(πt/T))",
         context=context,
-        variants={m: (lambda f=f: rule(f)) for m, f in mistakes(total, lr_max, lr_min).items()},
+        variants={m: (lambda f=f: table(f)) for m, f in mistakes(total, lr_max, lr_min).items()},
         first_step=steps[0],
     )
 

@@ -114,12 +114,10 @@ def tables(W, T, r, base_lrs, steps):
 
 def compare(submission, W, T, base_lrs, r, steps, context):
     seen = history(submission, W, T, base_lrs, r, max(steps))[list(steps)]
-    expected = _schedule.table(lambda t, lr: lr * schedules.warmup_cosine_factor(t, W, T, r), base_lrs, steps)
-    reference = torch.tensor(
+    expected = torch.tensor(
         schedules.lr_history(lambda o: schedules.warmup_cosine_reference(o, W, T, r), base_lrs, max(steps)),
         dtype=torch.float64,
     )[list(steps)]
-    assert torch.allclose(reference, expected, rtol=1e-12, atol=0), "the oracle disagrees with LambdaLR"
     _schedule.explain_rates(seen, expected, reference="the reference LambdaLR", context=context,
                             variants=tables(W, T, r, base_lrs, steps), first_step=steps[0])
 
