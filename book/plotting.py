@@ -185,6 +185,7 @@ def log_convergence(
     ax.legend(loc="best")
 
 
+<<<<<<< HEAD
 
 def animate_paths(
     f: Callable[[np.ndarray, np.ndarray], np.ndarray],
@@ -244,3 +245,63 @@ def animate_paths(
     images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], loop=0,
                    duration=[frame_ms] * (len(images) - 1) + [hold_ms])
     return buffer.getvalue()
+=======
+def line_styles(labels: Sequence[str]) -> dict[str, dict]:
+    """One distinct line style per label, for figures with more curves than colours.
+
+    The first ``len(COLORS)`` labels get the colours of the cycle with solid lines;
+    later labels reuse the colours with dashed lines. Pass the same ``labels`` to every
+    figure of a chapter so that a label keeps its style from figure to figure.
+    """
+    return {
+        label: {
+            "color": COLORS[i % len(COLORS)],
+            "linestyle": "-" if i < len(COLORS) else "--",
+        }
+        for i, label in enumerate(labels)
+    }
+
+
+def class_regions(
+    ax: plt.Axes,
+    probability: Callable[[np.ndarray], np.ndarray],
+    points: np.ndarray,
+    classes: np.ndarray,
+    xlim: tuple[float, float],
+    ylim: tuple[float, float],
+    resolution: int = 200,
+) -> None:
+    """Shade a binary classifier's regions and draw labelled points on top.
+
+    ``probability`` maps an array of shape ``(n, 2)`` of input points to the predicted
+    probability of class 1; the decision boundary (probability 1/2) is drawn as a black
+    line. ``points`` of shape ``(m, 2)`` are drawn in the colour of their ``classes``
+    (0 or 1).
+    """
+    xs = np.linspace(*xlim, resolution)
+    ys = np.linspace(*ylim, resolution)
+    X, Y = np.meshgrid(xs, ys)
+    P = probability(np.stack([X.ravel(), Y.ravel()], axis=1)).reshape(X.shape)
+    cmap = mpl.colors.LinearSegmentedColormap.from_list(
+        "two_classes", [COLORS[0], "white", COLORS[1]]
+    )
+    ax.contourf(X, Y, P, levels=np.linspace(0, 1, 11), cmap=cmap, alpha=0.45)
+    ax.contour(X, Y, P, levels=[0.5], colors="black", linewidths=1.2)
+    for c in (0, 1):
+        mask = classes == c
+        ax.scatter(points[mask, 0], points[mask, 1], s=6, color=COLORS[c],
+                   edgecolors="white", linewidths=0.3, label=f"class {c}")
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.set_aspect("equal")
+    ax.grid(False)
+
+
+def plain_log_ticks(ax: plt.Axes, axis: str = "y") -> None:
+    """Label a logarithmic axis with plain numbers (0.2, 0.3, 0.5, 1, 2, ...) at 1, 2, 3
+    and 5 times the powers of ten, instead of powers of ten alone."""
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_locator(mpl.ticker.LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
+    target.set_major_formatter(mpl.ticker.FormatStrFormatter("%g"))
+    target.set_minor_formatter(mpl.ticker.NullFormatter())
+>>>>>>> capstone
