@@ -185,7 +185,6 @@ def log_convergence(
     ax.legend(loc="best")
 
 
-<<<<<<< HEAD
 
 def animate_paths(
     f: Callable[[np.ndarray, np.ndarray], np.ndarray],
@@ -245,7 +244,8 @@ def animate_paths(
     images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], loop=0,
                    duration=[frame_ms] * (len(images) - 1) + [hold_ms])
     return buffer.getvalue()
-=======
+
+
 def line_styles(labels: Sequence[str]) -> dict[str, dict]:
     """One distinct line style per label, for figures with more curves than colours.
 
@@ -304,4 +304,3 @@ def plain_log_ticks(ax: plt.Axes, axis: str = "y") -> None:
     target.set_major_locator(mpl.ticker.LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
     target.set_major_formatter(mpl.ticker.FormatStrFormatter("%g"))
     target.set_minor_formatter(mpl.ticker.NullFormatter())
->>>>>>> capstone
