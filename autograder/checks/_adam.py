@@ -39,6 +39,7 @@ class Mistake:
     ``amsgrad``: the maximum over "v" (right), "v_hat", or "v" left "uncorrected", or
     "ignored"; ``maximize``: "grad" (right), "ignored", "all" (g + λθ negated);
     ``counter``: "param" (right) or "global" (one count of step() calls, lost at a reload);
+    ``step_tensor``: the count kept as a float32 tensor, so 1 − βᵗ is rounded to float32;
     ``ignore_group``: the group keys (betas, eps) read from the constructor instead.
     """
 
@@ -55,6 +56,7 @@ class Mistake:
     amsgrad: str = "v"
     maximize: str = "grad"
     counter: str = "param"
+    step_tensor: bool = False
     ignore_group: tuple[str, ...] = ()
 
 
@@ -82,6 +84,8 @@ def _step(theta, g, st, hyper, t, mistake: Mistake, decoupled: bool):
         m, v = beta1 * st["m"] + g, beta2 * st["v"] + second
     else:
         m, v = adam.ema(st["m"], g, beta1), adam.ema(st["v"], second, beta2)
+    if mistake.step_tensor:
+        t = torch.tensor(float(t))  # float32, as torch.optim.Adam stores it
     bc1 = (1 - beta1 ** t) if mistake.correct in ("both", "m") else 1.0
     bc2 = (1 - beta2 ** t) if mistake.correct in ("both", "v") else 1.0
     m_hat, v_used, v_max = m / bc1, v, st["v_max"]
@@ -298,6 +302,9 @@ OPTIMIZER_MISTAKES = {
     "one step count for the whole optimizer instead of one per parameter in self.state[p]: a "
     "parameter that missed steps is corrected as if it had not, and the count is lost when "
     "the optimizer is reloaded from its state_dict": dict(counter="global"),
+    "state['step'] is a float32 tensor (as torch.optim.Adam keeps it), so 1 − βᵗ is computed in "
+    "float32, too coarse for float64 parameters; keep the count a Python int (torch calls "
+    ".item() on it before use)": dict(step_tensor=True),
     "each group's betas are ignored: read them from the group being updated, group['betas'], "
     "not from the constructor's arguments": dict(ignore_group=("betas",)),
     "each group's eps is ignored: read it from the group being updated, group['eps'], not from "
