@@ -54,12 +54,17 @@ def secret_blocks(path) -> list[list[str]]:
 def leaked(text: str, blocks: list[list[str]], run: int = 3) -> list[str]:
     """The blocks that ``text`` gives away: a hidden-test line anywhere, or ``run``
     consecutive lines of a solution region (all of it, if shorter). Generic lines that
-    any gradient-descent code shares (`with torch.no_grad():`) do not count alone."""
+    any gradient-descent code shares (`with torch.no_grad():`) do not count alone, nor
+    do runs of short boilerplate."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     found = []
     for block in blocks:
         width = min(run, len(block))
-        windows = {tuple(block[i:i + width]) for i in range(len(block) - width + 1)}
+        # A run of short boilerplate (`optimizer.zero_grad()`, `loss.backward()`,
+        # `optimizer.step()`) is every PyTorch loop, not an answer: windows shorter than
+        # 60 characters in all do not count.
+        windows = {tuple(block[i:i + width]) for i in range(len(block) - width + 1)
+                   if sum(map(len, block[i:i + width])) >= 60 or len(block) == 1}
         if any(tuple(lines[i:i + width]) in windows for i in range(len(lines) - width + 1)):
             found.append(" / ".join(block[:width]))
     return found
