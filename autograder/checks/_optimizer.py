@@ -94,3 +94,30 @@ def learning_rate_mistakes(equation: Callable[[oracles.Schedule], list], schedul
             equation(schedule.without_lr_changes())
         ),
     }
+
+
+def step_with_closure(name: str, optimizer, w: torch.Tensor, hints: Mapping[str, str] = ()):
+    """Call ``optimizer.step(closure)`` once, with the closure computing ``(w ** 2).sum()``,
+    and raise :class:`Mismatch` unless step() called the closure exactly once with
+    gradients enabled and returned its loss. The caller then checks where ``w`` went."""
+    calls = []
+    expected = float((w.detach() ** 2).sum())
+
+    def closure():
+        calls.append(torch.is_grad_enabled())
+        optimizer.zero_grad()
+        loss = (w ** 2).sum()
+        loss.backward()
+        return loss
+
+    loss = call_submission(f"{name}.step(closure)", optimizer.step, closure, hints=hints)
+    if calls != [True]:
+        raise Mismatch(
+            f"step(closure) called the closure {len(calls)} time(s)"
+            + (" with gradients disabled" if calls and not all(calls) else "")
+            + "; it must call it exactly once, inside `with torch.enable_grad():`."
+        )
+    if not isinstance(loss, torch.Tensor) or float(loss) != expected:
+        raise Mismatch(
+            f"step(closure) must return the closure's loss ({expected!r} here); saw {loss!r:.60}."
+        )
