@@ -2,7 +2,16 @@
 
 The course's folders are nbgrader's folders: the reference solutions in solutions/ are
 nbgrader's source step, and the learner notebooks in exercises/ are its release step.
+
+Autograding never runs a submission's code in nbgrader's own process, nor in a kernel
+shared with the tests: autograder.autograde.IsolatedExecute takes the place of
+nbgrader's Execute, runs the learner's cells in a sandbox (bubblewrap) and grades each
+test cell outside it, from the gradebook's copy.
 """
+
+from autograder.autograde import IsolatedExecute
+from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbgrader.preprocessors import AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 
@@ -10,9 +19,18 @@ c.CourseDirectory.course_id = "gd2adam"
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "exercises"
 
-# A test cell runs several hundred optimizer steps over a few seeds; allow well over the
-# few seconds that takes on a slow machine, but stop a submission that hangs.
-c.Execute.timeout = 120
+c.Autograde.autograde_preprocessors = [
+    IsolatedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
+    AssignLatePenalties, CheckCellMetadata,
+]
+# A deleted test cell comes back from the gradebook (and is graded) rather than being lost.
+c.OverwriteCells.add_missing_cells = True
+# A cell of the submission may run this long; one observation of a check (a few hundred
+# optimizer steps) this long. Both allow well over what a slow machine needs, and stop a
+# submission that hangs. Results are cached in .autograder-cache/, so an interrupted run
+# resumes; delete that folder to grade everything afresh.
+c.IsolatedExecute.timeout = 120
+c.IsolatedExecute.probe_timeout = 60
 
 # What a learner's solution cell holds in the release.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}

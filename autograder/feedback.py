@@ -140,20 +140,6 @@ def builtin_optimizer_classes() -> tuple[type, ...]:
     )
 
 
-def require_own_optimizer(name: str, cls) -> None:
-    """Raise :class:`Mismatch` if ``cls`` reuses a torch.optim optimizer instead of being
-    the learner's own: a subclass of one, or a class without its own ``step``."""
-    builtin = [b.__name__ for b in builtin_optimizer_classes() if isinstance(cls, type) and issubclass(cls, b)]
-    if builtin:
-        raise Mismatch(
-            f"{name} derives from torch.optim.{builtin[0]}: the exercise asks for your own "
-            "update, so derive from torch.optim.Optimizer and write step() yourself."
-        )
-    own = [base for base in getattr(cls, "__mro__", ()) if base.__module__.split(".")[0] != "torch"]
-    if isinstance(cls, type) and not any("step" in vars(base) for base in own):
-        raise Mismatch(f"{name} has no step() method of its own: write step() in the class.")
-
-
 class no_builtin_optimizers:
     """While active, constructing any torch.optim optimizer raises: the exercise asks for
     the learner's own update, not PyTorch's. (The learner's own subclasses of

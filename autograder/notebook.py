@@ -1,8 +1,11 @@
 """Read, run and score a whole assignment notebook, the way nbgrader's autograde does.
 
-Each graded test cell is scored like nbgrader scores it: zero for an error or for any
-output on stderr, the returned number as partial credit, full marks otherwise. When the
-cell displayed the grader's report, its checks come along for a per-check report.
+The notebook's cells run in a sandbox and its test cells are graded outside it
+(:mod:`autograder.judge`), from the release's copy of each test cell: a learner's edits to
+a test cell, a deleted one and a duplicated one count for nothing. Each test cell is
+scored like nbgrader scores it: zero for an error or for any output on stderr, the
+returned number as partial credit, full marks otherwise; the grader's reports come along
+for a per-check report.
 """
 
 from __future__ import annotations
@@ -10,17 +13,19 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import tempfile
 import warnings
 from pathlib import Path
 
 import nbformat
 
+from .judge import Judge, TrustedTest
 from .runner import REPORT_MIMETYPE, Report, report_from_output
+from .sandbox import Limits
 
 
-#: The committed releases, when the grader runs from a checkout of the course.
+#: The committed releases and sources, when the grader runs from a checkout of the course.
 RELEASES = Path(__file__).resolve().parents[1] / "exercises"
+SOURCES = Path(__file__).resolve().parents[1] / "solutions"
 
 
 class NotebookError(Exception):
@@ -42,6 +47,7 @@ class NotebookResult:
     parts: list[CellOutcome]
     cell_errors: list[str]
     notes: list[str] = dataclasses.field(default_factory=list)
+    notebook: object = None  # the graded notebook, with every cell's outputs
 
     @property
     def earned(self) -> float:
@@ -101,41 +107,6 @@ def graded_cells(notebook) -> list:
     return [cell for cell in notebook.cells if is_test_cell(cell)]
 
 
-def execute(notebook, cwd: Path, timeout: int) -> str:
-    """Run every cell in a fresh kernel, carrying on past errors as nbgrader does.
-
-    The kernel is this interpreter's (which has the grader installed), whatever kernel
-    the notebook names. Returns a description of what stopped the run early, or "" if it
-    ran to the end.
-    """
-    from jupyter_client.manager import KernelManager
-    from nbclient import NotebookClient
-    from nbclient.exceptions import DeadKernelError
-
-    with tempfile.TemporaryDirectory() as sockets:
-        # A local socket rather than TCP: nothing listens on the network.
-        kernel = KernelManager(kernel_name="python3", transport="ipc",
-                               ip=str(Path(sockets) / "kernel"))
-        client = NotebookClient(
-            notebook,
-            km=kernel,
-            timeout=timeout,
-            allow_errors=True,
-            interrupt_on_timeout=True,
-            resources={"metadata": {"path": str(cwd)}},
-        )
-        try:
-            client.execute()
-        except DeadKernelError:
-            return "the kernel died (out of memory, or the code ended the process)"
-        except Exception as error:  # anything that stops nbclient part-way
-            return f"the run stopped: {type(error).__name__}: {error}"
-        finally:
-            if kernel.has_kernel:
-                kernel.shutdown_kernel(now=True)
-    return ""
-
-
 def _error_text(output) -> str:
     name, value = output.get("ename", "Error"), output.get("evalue", "")
     return f"{name}: {value}" if value else name
@@ -172,84 +143,106 @@ def score_cell(cell) -> CellOutcome:
     return outcome
 
 
-def _grade_id(cell) -> str | None:
+def grade_id(cell) -> str | None:
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
-def restore_tests(notebook, releases: Path = RELEASES) -> list[str]:
+def matching_release(notebook, releases: Path = RELEASES):
+    """The release notebook that shares the most grade_ids with ``notebook``, or None."""
+    ids = {grade_id(cell) for cell in notebook.cells} - {None}
+    best, overlap = None, 0
+    for candidate in sorted(releases.glob("*/*.ipynb")) if releases.is_dir() else []:
+        release = nbformat.read(candidate, as_version=4)
+        shared = len(ids & {grade_id(cell) for cell in release.cells})
+        if shared > overlap:
+            best, overlap = (candidate, release), shared
+    return best
+
+
+def trusted_tests(notebook) -> dict[str, TrustedTest]:
+    """The test cells of a trusted notebook (a release or a source), by grade_id."""
+    return {grade_id(cell): TrustedTest(cell.source, float(cell.metadata.nbgrader.get("points", 0)))
+            for cell in graded_cells(notebook)}
+
+
+def restore_tests(notebook, release) -> list[str]:
     """Put the release's test cells back, as nbgrader's autograde does from its gradebook.
 
     A learner's edits to a test cell, a deleted test cell and a duplicated one all count
-    for nothing: each test cell of the matching release is restored once, in place or,
-    if deleted, after the cell that precedes it in the release. A source notebook (with
-    hidden tests) is left alone. Returns notes on what was restored.
+    for nothing: each test cell of ``release`` is restored once, in place or, if deleted,
+    after the cell that precedes it in the release. Returns notes on what was restored.
     """
-    text = "\n".join(cell.source for cell in notebook.cells)
-    if "BEGIN HIDDEN TESTS" in text or not releases.is_dir():
-        return []
-    ids = {_grade_id(cell) for cell in notebook.cells} - {None}
-    best, overlap = None, 0
-    for candidate in sorted(releases.glob("*/*.ipynb")):
-        release = nbformat.read(candidate, as_version=4)
-        shared = len(ids & {_grade_id(cell) for cell in release.cells})
-        if shared > overlap:
-            best, overlap = (candidate, release), shared
-    if best is None:
-        return []
-    candidate, release = best
     notes, seen, cells = [], set(), []
     for cell in notebook.cells:
         if is_test_cell(cell):
-            if _grade_id(cell) in seen:
-                notes.append(f"a duplicate of test cell {_grade_id(cell)} was ignored")
+            if grade_id(cell) in seen:
+                notes.append(f"a duplicate of test cell {grade_id(cell)} was ignored")
                 continue
-            seen.add(_grade_id(cell))
+            seen.add(grade_id(cell))
         cells.append(cell)
-    by_id = {_grade_id(cell): cell for cell in release.cells}
+    by_id = {grade_id(cell): cell for cell in release.cells}
     for position, cell in enumerate(release.cells):
         if not is_test_cell(cell):
             continue
         restored = nbformat.from_dict(copy.deepcopy(dict(cell)))
-        index = next((i for i, c in enumerate(cells) if _grade_id(c) == _grade_id(cell)), None)
+        index = next((i for i, c in enumerate(cells) if grade_id(c) == grade_id(cell)), None)
         if index is not None:
             edited = (cells[index].source != cell.source
                       or cells[index].metadata.get("nbgrader") != cell.metadata.get("nbgrader"))
             if edited:
-                notes.append(f"test cell {_grade_id(cell)} was edited; the original was restored")
+                notes.append(f"test cell {grade_id(cell)} was edited; the original was restored")
             cells[index] = restored
             continue
-        previous = [_grade_id(c) for c in release.cells[:position] if _grade_id(c) in by_id]
-        after = max((i for i, c in enumerate(cells) if _grade_id(c) in previous), default=len(cells) - 1)
+        previous = [grade_id(c) for c in release.cells[:position] if grade_id(c) in by_id]
+        after = max((i for i, c in enumerate(cells) if grade_id(c) in previous), default=len(cells) - 1)
         cells.insert(after + 1, restored)
-        notes.append(f"test cell {_grade_id(cell)} was missing; it was restored")
+        notes.append(f"test cell {grade_id(cell)} was missing; it was restored")
     notebook.cells = cells
-    return [f"test cells checked against {candidate.relative_to(releases.parent)}"] + notes
+    return notes
 
 
-def grade_notebook(path: str | Path, timeout: int = 120) -> NotebookResult:
-    """Run the notebook at ``path`` in a fresh kernel and score its test cells."""
+def is_course_source(path: Path) -> bool:
+    """Whether ``path`` is one of the course's own source notebooks (with hidden tests)."""
+    return SOURCES.is_dir() and path.resolve().is_relative_to(SOURCES.resolve())
+
+
+def grade_notebook(path: str | Path, timeout: int = 120, *, limits: Limits = Limits(),
+                   probe_timeout: float = 60) -> NotebookResult:
+    """Grade the notebook at ``path``: its cells run in a sandbox, its test cells (the
+    release's, or a course source's own) are graded outside it."""
     path = Path(path).resolve()
     notebook = load(path)
-    notes = restore_tests(notebook)
-    tests = graded_cells(notebook)
-    if not tests:
-        raise NotebookError(
-            f"{path.name} has no graded test cells: grade an assignment notebook from exercises/."
-        )
-    stopped = execute(notebook, path.parent, timeout)
+    if is_course_source(path):
+        tests, notes = trusted_tests(notebook), ["graded with its own (hidden) tests: a course source"]
+    else:
+        found = matching_release(notebook)
+        if found is None:
+            if not graded_cells(notebook):
+                raise NotebookError(
+                    f"{path.name} has no graded test cells: grade an assignment notebook from exercises/."
+                )
+            raise NotebookError(
+                f"{path.name} matches no assignment in {RELEASES}: the grader takes the test cells from "
+                "the course's releases, so run it from a checkout of the course."
+            )
+        candidate, release = found
+        notes = [f"test cells checked against {candidate.relative_to(RELEASES.parent)}"]
+        notes += restore_tests(notebook, release)
+        tests = trusted_tests(release)
+    judge = Judge(tests, timeout=timeout, probe_timeout=probe_timeout, limits=limits)
+    notes += judge.run(notebook)
+    tests_run = graded_cells(notebook)
     cell_errors = []
-    test_ids = {id(cell) for cell in tests}
     for index, cell in enumerate(notebook.cells):
-        if cell.cell_type != "code" or id(cell) in test_ids:
+        if cell.cell_type != "code" or is_test_cell(cell):
             continue
         for output in cell.get("outputs", []):
-            if output.output_type == "error":
+            if output.get("output_type") == "error":
                 first = cell.source.strip().splitlines()[0] if cell.source.strip() else ""
-                name = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index + 1} ({first[:60]})"
+                name = grade_id(cell) or f"cell {index + 1} ({first[:60]})"
                 cell_errors.append(f"{name} raised {_error_text(output)}")
-    if stopped:
-        cell_errors.append(stopped)
-    return NotebookResult(path, [score_cell(cell) for cell in tests], cell_errors, notes)
+    return NotebookResult(path, [score_cell(cell) for cell in tests_run if grade_id(cell) in tests],
+                          cell_errors, notes, notebook)
 
 
 def format_result(result: NotebookResult) -> str:

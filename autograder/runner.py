@@ -28,6 +28,7 @@ import pytest
 import torch
 
 from .feedback import Mismatch, SubmissionError
+from .probe import Local, Submission
 
 CHECKS_DIR = Path(__file__).parent / "checks"
 WIDTH = 88
@@ -239,10 +240,17 @@ def _quiet():
 
 
 def run_checks(part: str, submission, *, points: float, seed: int = 0, cases: int = 2) -> Report:
-    """Run part ``part``'s checks against ``submission`` and return the scored report."""
+    """Run part ``part``'s checks against ``submission`` and return the scored report.
+
+    ``submission`` is the learner's object itself (checked in this process) or a
+    :class:`~autograder.probe.Submission` handle, such as one for code running in a
+    sandbox (:mod:`autograder.isolation`).
+    """
     module = CHECKS_DIR / (part.replace("-", "_") + ".py")
     if part not in known_parts():
         raise ValueError(f"unknown part {part!r}; the parts are: {', '.join(known_parts())}")
+    if not isinstance(submission, Submission):
+        submission = Local(submission)
     plugin = _Plugin(submission, range(seed, seed + max(1, cases)))
     args = [
         str(module),

@@ -4,7 +4,7 @@ A probe (:mod:`autograder.probe`) runs where the learner's code lives and return
 observed; the checks judge only that. Whatever the probe returns is turned into plain
 JSON-ready data here (:func:`encode`) and rebuilt on the judging side (:func:`decode`):
 numbers, strings, lists, tuples, dicts, tensors (dtype, shape, device and exact bytes),
-dtypes and devices. Anything else arrives as an :class:`Opaque` stand-in that equals
+dtypes, devices, and the few dataclasses registered with :func:`record` (a scripted run). Anything else arrives as an :class:`Opaque` stand-in that equals
 nothing and is no number, so an object whose comparisons always succeed, a tensor
 subclass that lies, or a value that cannot be carried can never pass a check.
 
@@ -15,6 +15,7 @@ size and depth limits, and raises :class:`WireError` for anything else.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import math
 
 import torch
@@ -29,6 +30,16 @@ DTYPES = {
 MAX_DEPTH = 32
 MAX_BYTES = 256 * 2**20  # tensor bytes in one message
 MAX_STRING = 100_000
+
+
+#: Dataclasses of plain fields that may cross as records (:func:`record`).
+RECORDS: dict[str, type] = {}
+
+
+def record(cls):
+    """Let instances of dataclass ``cls`` cross as records of their fields (a decorator)."""
+    RECORDS[cls.__qualname__] = cls
+    return cls
 
 
 class WireError(ValueError):
@@ -131,6 +142,9 @@ def encode(value, *, _depth: int = 0, _budget: list[int] | None = None):
         return {"dict": [[inner(k), inner(dict.__getitem__(value, k))] for k in list(dict.__iter__(value))]}
     if isinstance(value, torch.Tensor):
         return _tensor(value, budget)
+    if RECORDS.get(type(value).__qualname__) is type(value):
+        fields = {f.name: inner(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {"record": [type(value).__qualname__, fields]}
     if type(value) is torch.dtype:
         return {"dtype": str(value).removeprefix("torch.")}
     if type(value) is torch.device:
@@ -231,6 +245,13 @@ def decode(data, *, _depth: int = 0, _budget: list[int] | None = None):
         return result
     if tag == "tensor":
         return _decode_tensor(body, budget)
+    if tag == "record" and isinstance(body, list) and len(body) == 2 and body[0] in RECORDS \
+            and isinstance(body[1], dict):
+        cls = RECORDS[body[0]]
+        names = {f.name for f in dataclasses.fields(cls)}
+        if set(body[1]) != names:
+            raise WireError(f"a malformed {body[0]}")
+        return cls(**{k: inner(v) for k, v in body[1].items()})
     if tag == "dtype" and isinstance(body, str) and body in DTYPES:
         return DTYPES[body]
     if tag == "device" and isinstance(body, str):

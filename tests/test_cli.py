@@ -56,7 +56,8 @@ def test_missing_function_and_raising_solution_are_explained(tmp_path):
     (graded,) = json.loads(result.stdout)
     parts = {part["grade_id"]: part for part in graded["parts"]}
     assert parts["gd-step-tests"]["earned"] == 0
-    assert "NameError: name 'gd_step' is not defined" in parts["gd-step-tests"]["problem"]
+    step_report = json.dumps(parts["gd-step-tests"]["report"])
+    assert "gd_step is not defined: did the cell that defines it run without errors?" in step_report
     assert parts["gd-step-size-tests"]["earned"] == 0
     size_report = json.dumps(parts["gd-step-size-tests"]["report"])
     assert "optimal_step_size raised ZeroDivisionError: division by zero" in size_report

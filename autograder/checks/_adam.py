@@ -399,6 +399,7 @@ class Quadratic:
     """f(x) = Σ aᵢ(xᵢ − cᵢ)² + b(Σ xᵢ)², times ``scale``: its gradient, in plain Python."""
 
     def __init__(self, seed, *, scale=1.0):
+        self.seed, self.options = seed, {"scale": scale}
         gen = torch.Generator().manual_seed(9000 + seed)
         n = int(torch.randint(1, 6, (1,), generator=gen))
         self.a = (0.5 + 2.5 * torch.rand(n, generator=gen, dtype=torch.float64)).tolist()
@@ -420,6 +421,7 @@ class Constant:
     """A gradient that never changes: with it Adam moves each parameter by lr_t·g/(|g| + ε)."""
 
     def __init__(self, seed):
+        self.seed, self.options = seed, {}
         gen = torch.Generator().manual_seed(9500 + seed)
         n = int(torch.randint(1, 4, (1,), generator=gen))
         signs = torch.randint(0, 2, (n,), generator=gen) * 2 - 1

@@ -22,6 +22,7 @@ import torch
 from autograder import oracles
 from autograder.feedback import TOLERANCES, Mismatch, call_submission, describe
 from autograder.oracles import rmsprop as equations
+from autograder.probe import probe
 
 F64 = torch.float64
 #: torch.optim.RMSprop's constructor defaults (tests/test_oracles_rmsprop.py checks them).
@@ -161,18 +162,23 @@ def explain(
 
 # --- functional steps -----------------------------------------------------------------
 
-def drive_functional(submission, schedule: oracles.Schedule, *, name: str, hints=(), **options):
+@probe
+def drive_functional(learner, schedule: oracles.Schedule, *, name: str, hints=None,
+                     options: dict | None = None, constant_lr: bool = False):
     """Call the learner's ``step(params, grads, states, lr, **options)`` once per step of
-    ``schedule``'s first group (all gradients present), starting from zero states.
-    Returns the parameters after each step and the final states."""
+    ``schedule``'s first group (all gradients present), starting from zero states; with
+    ``constant_lr`` the first learning rate throughout. Returns the parameters after each
+    step and the final states."""
+    hints, options = dict(hints or {}), dict(options or {})
     params = [p.clone() for p in schedule.initial[0]]
     states = [torch.zeros_like(p) for p in params]
     lr = schedule.lrs[0]
     history = []
     for step in range(schedule.steps):
-        lr = schedule.lr_changes.get(step, {}).get(0, lr)
+        if not constant_lr:
+            lr = schedule.lr_changes.get(step, {}).get(0, lr)
         grads = [g.clone() for g in schedule.grads[step][0]]
-        call_submission(name, submission, params, grads, states, lr, hints=hints, **options)
+        call_submission(name, learner, params, grads, states, lr, hints=hints, **options)
         history.append([p.detach().clone() for p in params])
     return history, states
 

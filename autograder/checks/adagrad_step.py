@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from autograder import oracles
-from autograder.checks import _rmsprop
-from autograder.feedback import Mismatch, call_submission, describe
+from autograder.checks import _learner, _rmsprop
+from autograder.feedback import Mismatch, describe
 from autograder.oracles import rmsprop as equations
 
 NAME = "adagrad_step"
@@ -60,7 +60,7 @@ def mistakes(schedule, eps):
 def check_matches_torch_adagrad_over_many_steps(submission, seed, dtype, device):
     """Matches torch.optim.Adagrad step for step (G ← G + g², θ ← θ − η·g/(√G + ε))"""
     schedule, eps = problem(seed, dtype, device)
-    history, _ = _rmsprop.drive_functional(submission, schedule, name=NAME, hints=HINTS, eps=eps)
+    history, _ = _rmsprop.drive_functional(submission, schedule, name=NAME, hints=HINTS, options=dict(eps=eps))
     torch_run = oracles.replay(lambda groups: torch.optim.Adagrad(groups), schedule,
                                group_options=[{"eps": eps}])
     _rmsprop.explain(history, torch_run, schedule, dtype, mistakes(schedule, eps),
@@ -73,7 +73,7 @@ def check_matches_torch_adagrad_over_many_steps(submission, seed, dtype, device)
 def check_accumulates_the_sums_in_place(submission, seed):
     """Keeps the running sums of squared gradients in the `sums` tensors"""
     schedule, eps = problem(seed, torch.float64, "cpu")
-    _, sums = _rmsprop.drive_functional(submission, schedule, name=NAME, hints=HINTS, eps=eps)
+    _, sums = _rmsprop.drive_functional(submission, schedule, name=NAME, hints=HINTS, options=dict(eps=eps))
     expected = equation(schedule, eps)[1]
     if all(torch.equal(s, torch.zeros_like(s)) for s in sums):
         raise Mismatch(
@@ -95,9 +95,9 @@ def check_keeps_parameters_out_of_the_autograd_graph(submission, seed):
     params = [p.clone().requires_grad_() for p in schedule.initial[0]]
     grads = schedule.grads[0][0]
     sums = [torch.zeros_like(p) for p in grads]
-    call_submission(NAME, submission, params, grads, sums, schedule.lrs[0], hints=HINTS, eps=eps)
-    for i, p in enumerate(params):
-        if p.grad_fn is not None or not p.is_leaf or not p.requires_grad:
+    seen = _learner.call(submission, NAME, [params, grads, sums, schedule.lrs[0]], dict(eps=eps), HINTS)
+    for i, p in enumerate(seen["facts"][0]):
+        if p["grad_fn"] is not None or not p["is_leaf"] or not p["requires_grad"]:
             raise Mismatch(
                 f"params[{i}] is no longer a leaf that requires grad after the step: the "
                 "update was recorded by autograd or replaced the tensor. Likely mistake: "
@@ -108,12 +108,10 @@ def check_keeps_parameters_out_of_the_autograd_graph(submission, seed):
 def check_leaves_the_gradients_unchanged(submission, seed):
     """Does not modify the gradients it is given"""
     schedule, eps = problem(seed, torch.float64, "cpu")
-    params = [p.clone() for p in schedule.initial[0]]
-    grads = [g.clone() for g in schedule.grads[0][0]]
-    saved = [g.clone() for g in grads]
-    sums = [torch.zeros_like(p) for p in grads]
-    call_submission(NAME, submission, params, grads, sums, schedule.lrs[0], hints=HINTS, eps=eps)
-    for i, (g, s) in enumerate(zip(grads, saved)):
+    params, saved = schedule.initial[0], schedule.grads[0][0]
+    sums = [torch.zeros_like(p) for p in saved]
+    seen = _learner.call(submission, NAME, [params, saved, sums, schedule.lrs[0]], dict(eps=eps), HINTS)
+    for i, (g, s) in enumerate(zip(seen["args"][1], saved)):
         if not torch.equal(g, s):
             raise Mismatch(
                 f"grads[{i}] changed from {describe(s)} to {describe(g)}: an in-place "

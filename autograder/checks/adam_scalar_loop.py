@@ -16,6 +16,7 @@ from torch.overrides import TorchFunctionMode
 from autograder.checks import _adam
 from autograder.feedback import TOLERANCES, Mismatch, call_submission, describe
 from autograder.oracles import adam
+from autograder.probe import probe
 
 NAME = "adam_scalar_loop"
 DEFAULTS = dict(lr=1e-2, beta1=0.9, beta2=0.95, eps=1e-8)
@@ -53,11 +54,39 @@ class TorchCalls(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
+PROBLEMS = {"Quadratic": _adam.Quadratic, "Constant": _adam.Constant}
+
+
+def recipe(problem) -> tuple:
+    """What rebuilds ``problem`` where the learner's code runs: its kind, seed and options."""
+    return type(problem).__name__, problem.seed, dict(problem.options)
+
+
+@probe
+def loop(learner, problem, num_steps, hyper):
+    """Run the learner's loop on the problem that ``recipe`` described. Reports the
+    history it returned, the names of the torch functions it called, how many times it
+    called the gradient, and the types of its history's entries."""
+    kind, seed, options = problem
+    problem = PROBLEMS[kind](seed, **options)
+    with TorchCalls() as calls:
+        history = call_submission(NAME, learner, problem, list(problem.start), num_steps, hints=HINTS,
+                                  **hyper)
+    entries = [x for h in history for x in h] if isinstance(history, (list, tuple)) and all(
+        isinstance(h, (list, tuple)) for h in history) else []
+    return {
+        "history": history,
+        "torch_calls": sorted(set(calls.names)),
+        "grad_calls": getattr(problem, "calls", None),
+        "entry_types": sorted({type(x).__name__ for x in entries}),
+    }
+
+
 def run(submission, problem, num_steps, **hyper):
     """The learner's history as a float64 tensor (steps × parameters), after checking its form."""
     __tracebackhide__ = True
     start = list(problem.start)
-    history = call_submission(NAME, submission, problem, start, num_steps, hints=HINTS, **hyper)
+    history = loop(submission, recipe(problem), num_steps, hyper)["history"]
     if not isinstance(history, (list, tuple)) or not all(isinstance(h, (list, tuple)) for h in history):
         raise Mismatch(
             f"{NAME} returned {type(history).__name__}; it must return a list with one list of "
@@ -123,22 +152,20 @@ def explain(history, expected, reference, variants):
 
 def check_runs_on_plain_python_floats(submission, seed):
     """Uses no tensors: takes and returns Python floats, with a grad_fn returning floats"""
-    problem = _adam.Quadratic(seed)
-    with TorchCalls() as calls:
-        history = call_submission(NAME, submission, problem, list(problem.start), 5, hints=HINTS)
-    if calls.names:
+    seen = loop(submission, recipe(_adam.Quadratic(seed)), 5, {})
+    if seen["torch_calls"]:
         raise Mismatch(
-            f"{NAME} called torch ({', '.join(sorted(set(calls.names))[:4])}): this loop works on "
+            f"{NAME} called torch ({', '.join(seen['torch_calls'][:4])}): this loop works on "
             "plain Python floats, with `math.sqrt` or `** 0.5` and `math.cos`, and no tensors."
         )
-    entries = [x for h in history for x in h] if isinstance(history, (list, tuple)) else []
-    kinds = sorted({type(x).__name__ for x in entries if type(x) is not float})
-    if not entries or kinds:
+    kinds = [kind for kind in seen["entry_types"] if kind != "float"]
+    if not seen["entry_types"] or kinds:
         raise Mismatch(
-            f"the history must be lists of Python floats; saw {', '.join(kinds) or type(history).__name__}."
+            f"the history must be lists of Python floats; saw "
+            f"{', '.join(kinds) or type(seen['history']).__name__}."
         )
-    if problem.calls != 5:
-        raise Mismatch(f"grad_fn was called {problem.calls} times in 5 steps; call it once per step, "
+    if seen["grad_calls"] != 5:
+        raise Mismatch(f"grad_fn was called {seen['grad_calls']} times in 5 steps; call it once per step, "
                        "at the current parameters.")
 
 

@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from autograder import oracles
-from autograder.checks import _adam
+from autograder.checks import _adam, _learner
 from autograder.feedback import Mismatch, call_submission, describe
 from autograder.oracles import adam
+from autograder.probe import probe
 
 NAME = "adam_step"
 SIGNATURE = "Call signature: adam_step(params, grads, ms, vs, t, lr, beta1=0.9, beta2=0.999, eps=1e-8)."
@@ -62,18 +63,18 @@ def problem(seed, dtype, device, *, tiny=False):
     return params, grads, hyper
 
 
-def run(submission, params, grads, hyper, *, defaults=False):
+@probe
+def run(learner, params, grads, hyper, *, defaults=False):
     """Call the learner's step for t = 1, …, T; return (params, ms, vs) after each step."""
-    __tracebackhide__ = True
     params = [p.clone() for p in params]
     ms = [torch.zeros_like(p) for p in params]
     vs = [torch.zeros_like(p) for p in params]
     history = []
     for t, step_grads in enumerate(grads, start=1):
         if defaults:
-            call_submission(NAME, submission, params, step_grads, ms, vs, t, hyper["lr"], hints=HINTS)
+            call_submission(NAME, learner, params, step_grads, ms, vs, t, hyper["lr"], hints=HINTS)
         else:
-            call_submission(NAME, submission, params, step_grads, ms, vs, t, hyper["lr"],
+            call_submission(NAME, learner, params, step_grads, ms, vs, t, hyper["lr"],
                             beta1=hyper["beta1"], beta2=hyper["beta2"], eps=hyper["eps"], hints=HINTS)
         history.append(([p.clone() for p in params], [m.clone() for m in ms], [v.clone() for v in vs]))
     return history
@@ -179,32 +180,32 @@ def check_updates_its_arguments_in_place(submission, seed):
     params = [p.clone().requires_grad_() for p in params]
     ms = [torch.zeros_like(p) for p in params]
     vs = [torch.zeros_like(p) for p in params]
-    step_grads = [g.clone() for g in grads[0]]
-    objects = [id(x) for x in params + ms + vs]
     before = [x.detach().clone() for x in params + ms + vs]
-    call_submission(NAME, submission, params, step_grads, ms, vs, 1, hyper["lr"],
-                    beta1=hyper["beta1"], beta2=hyper["beta2"], eps=hyper["eps"], hints=HINTS)
-    if [id(x) for x in params + ms + vs] != objects:
+    options = dict(beta1=hyper["beta1"], beta2=hyper["beta2"], eps=hyper["eps"])
+    seen = _learner.call(submission, NAME, [params, grads[0], ms, vs, 1, hyper["lr"]], options, HINTS)
+    facts = seen["facts"]
+    if any(f["replaced"] for arg in (0, 2, 3) for f in facts[arg]):
         raise Mismatch(
             "the lists params, ms or vs now hold new tensor objects: change the caller's tensors "
             "in place (`p.sub_(...)`, `m.mul_(beta1).add_(...)`, or `m.copy_(...)`); the moments "
             "the caller keeps for the next step are those tensors."
         )
-    for name, group, old in (("ms", ms, before[len(params):2 * len(params)]),
-                             ("vs", vs, before[2 * len(params):]),
-                             ("params", params, before[:len(params)])):
+    after = seen["args"]
+    for name, group, old in (("ms", after[2], before[len(params):2 * len(params)]),
+                             ("vs", after[3], before[2 * len(params):]),
+                             ("params", after[0], before[:len(params)])):
         if all(torch.equal(x.detach(), b) for x, b in zip(group, old)):
             raise Mismatch(
                 f"no tensor in {name} changed. Likely mistake: `m = beta1 * m + ...` rebinds a "
                 "local name; update in place (`m.mul_(beta1).add_(g, alpha=1 - beta1)`)."
             )
-    for i, p in enumerate(params):
-        if p.grad_fn is not None or not p.is_leaf or not p.requires_grad:
+    for i, p in enumerate(facts[0]):
+        if p["grad_fn"] is not None or not p["is_leaf"] or not p["requires_grad"]:
             raise Mismatch(
                 f"params[{i}] is no longer a leaf that requires grad after the step: update it "
                 "in place inside `with torch.no_grad():`."
             )
-    for i, (g, s) in enumerate(zip(step_grads, grads[0])):
+    for i, (g, s) in enumerate(zip(after[1], grads[0])):
         if not torch.equal(g, s):
             raise Mismatch(
                 f"grads[{i}] changed from {describe(s)} to {describe(g)}: compute g² and the "

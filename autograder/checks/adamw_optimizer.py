@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from autograder import oracles
-from autograder.checks import _adam
-from autograder.feedback import Mismatch, call_submission
+from autograder.checks import _adam, _optimizer
+from autograder.feedback import Mismatch
 
 NAME = "AdamW"
 REFERENCE = torch.optim.AdamW
@@ -49,11 +49,9 @@ def decays(seed):
 
 def check_is_a_torch_optimizer_with_torchs_defaults(submission):
     """Subclasses torch.optim.Optimizer, with torch.optim.AdamW's defaults (weight_decay=1e-2)"""
-    if not (isinstance(submission, type) and issubclass(submission, torch.optim.Optimizer)):
-        raise Mismatch(f"{NAME} must be a class deriving from torch.optim.Optimizer.")
-    p = torch.zeros(2, requires_grad=True)
-    optimizer = call_submission(f"{NAME}([p])", submission, [p], hints=HINTS)
-    group = optimizer.param_groups[0]
+    _optimizer.require_optimizer_class(NAME, submission)
+    groups = _optimizer.constructed_groups(submission, NAME, {}, HINTS)
+    group = groups[0] if groups else {}
     for key, value in DEFAULTS.items():
         seen = group.get(key, "missing")
         if key == "betas" and isinstance(seen, (list, tuple)):

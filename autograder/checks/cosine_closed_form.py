@@ -14,6 +14,7 @@ import torch
 from autograder.checks import _schedule
 from autograder.feedback import Mismatch, call_submission
 from autograder.oracles import schedules
+from autograder.probe import probe
 
 NAME = "cosine_lr"
 HINTS = {
@@ -30,11 +31,18 @@ def problem(seed):
     return total, lr_max, lr_min
 
 
+@probe
+def returned(learner, steps, total, lr_max, lr_min=None):
+    """What ``cosine_lr(t, total, lr_max, lr_min)`` returns for each t (lr_min left out if None)."""
+    given = () if lr_min is None else (lr_min,)
+    shown = "" if lr_min is None else f", {lr_min:.4g}"
+    return [call_submission(f"{NAME}({t}, {total}, {lr_max:.4g}{shown})", learner, t, total, lr_max,
+                            *given, hints=HINTS) for t in steps]
+
+
 def values(submission, steps, total, lr_max, lr_min):
     seen = []
-    for t in steps:
-        value = call_submission(f"{NAME}({t}, {total}, {lr_max:.4g}, {lr_min:.4g})", submission,
-                                t, total, lr_max, lr_min, hints=HINTS)
+    for value in returned(submission, steps, total, lr_max, lr_min):
         try:
             seen.append([float(value)])
         except (TypeError, ValueError, RuntimeError):
@@ -109,10 +117,11 @@ def check_lr_min_defaults_to_zero(submission, seed):
     """Without lr_min, decays to zero"""
     total, lr_max, _ = problem(seed)
     seen = []
-    for t in range(total + 1):
-        value = call_submission(f"{NAME}({t}, {total}, {lr_max:.4g})", submission, t, total, lr_max,
-                                hints=HINTS)
-        seen.append(float(value))
+    for value in returned(submission, list(range(total + 1)), total, lr_max):
+        try:
+            seen.append(float(value))
+        except (TypeError, ValueError, RuntimeError):
+            raise Mismatch(f"{NAME} must return a number; saw {value!r:.80}.") from None
     expected = [schedules.cosine_annealing(t, total, lr_max) for t in range(total + 1)]
     if not all(math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) for a, b in zip(seen, expected)):
         raise Mismatch(

@@ -10,10 +10,11 @@ form in float64 (:func:`autograder.oracles.schedules.cosine_annealing`).
 import pytest
 import torch
 
-from autograder.checks import _schedule
+from autograder.checks import _learner, _schedule
 from autograder.feedback import Mismatch, call_submission, close, describe
 from autograder.oracles import schedules
 from autograder.oracles.replay import make_schedule
+from autograder.probe import probe
 
 NAME = "CosineAnnealing"
 REFERENCE = "torch.optim.lr_scheduler.CosineAnnealingLR"
@@ -41,17 +42,19 @@ def problem(seed, *, with_eta_min):
     return T_max, base_lrs, eta_min
 
 
-def learner(submission, T_max, eta_min):
+def learner(scheduler_class, T_max, eta_min):
     def make(optimizer):
         name = f"{NAME}(optimizer, T_max={T_max}, eta_min={eta_min:.4g})"
-        return call_submission(name, submission, optimizer, T_max=T_max, eta_min=eta_min, hints=HINTS)
+        return call_submission(name, scheduler_class, optimizer, T_max=T_max, eta_min=eta_min, hints=HINTS)
 
     return make
 
 
-def history(submission, T_max, base_lrs, eta_min, steps, **options):
-    make = learner(submission, T_max, eta_min)
-    return _schedule.learner_history(make, base_lrs, steps, name=NAME, hints=HINTS, **options)
+@probe
+def history(scheduler_class, T_max, base_lrs, eta_min, steps, reload_at=None):
+    """The learning rates of each param group at steps 0..steps, under the learner's scheduler."""
+    make = learner(scheduler_class, T_max, eta_min)
+    return _schedule.learner_history(make, base_lrs, steps, name=NAME, hints=HINTS, reload_at=reload_at)
 
 
 def reference(T_max, base_lrs, eta_min, steps, **options):
@@ -110,9 +113,10 @@ def compare(submission, T_max, base_lrs, eta_min, steps, context, first=0):
 def check_is_an_lr_scheduler_starting_at_the_base_rates(submission, seed):
     """Subclasses LRScheduler; after construction each group's lr is its base rate"""
     lr_scheduler = torch.optim.lr_scheduler
-    if not (isinstance(submission, type) and issubclass(submission, lr_scheduler.LRScheduler)):
+    facts = _learner.class_facts(submission)
+    if not (facts["is_class"] and _learner.derives_from(facts, lr_scheduler.LRScheduler)):
         raise Mismatch(f"{NAME} must be a class deriving from torch.optim.lr_scheduler.LRScheduler.")
-    if issubclass(submission, lr_scheduler.CosineAnnealingLR):
+    if _learner.derives_from(facts, lr_scheduler.CosineAnnealingLR):
         raise Mismatch(f"{NAME} must implement the schedule itself, not subclass CosineAnnealingLR.")
     T_max, base_lrs, eta_min = problem(seed, with_eta_min=True)
     first = history(submission, T_max, base_lrs, eta_min, 0)
@@ -157,18 +161,25 @@ def check_state_dict_round_trip(submission, seed):
     )
 
 
+def sgd(groups):
+    return torch.optim.SGD(groups, lr=1e-3)
+
+
+@probe
+def sgd_with_scheduler(scheduler_class, run, T_max):
+    """The parameters after each step of SGD driven through ``run`` with the learner's
+    scheduler, stepped after each optimizer step."""
+    def guarded(optimizer):
+        return _schedule.Guarded(learner(scheduler_class, T_max, 0.0)(optimizer), NAME, HINTS)
+
+    return schedules.replay_with_scheduler(sgd, guarded, run)
+
+
 def check_drives_an_optimizer_like_cosine_annealing_lr(submission, seed, dtype, device):
     """SGD with this scheduler moves the parameters exactly as with CosineAnnealingLR"""
     run = make_schedule(seed, dtype, device, steps=12)
     T_max = 12 + seed % 5  # no further than T_max: past it is checked above
-
-    def sgd(groups):
-        return torch.optim.SGD(groups, lr=1e-3)
-
-    def guarded(optimizer):
-        return _schedule.Guarded(learner(submission, T_max, 0.0)(optimizer), NAME, HINTS)
-
-    seen = schedules.replay_with_scheduler(sgd, guarded, run)
+    seen = sgd_with_scheduler(submission, run, T_max)
     expected = schedules.replay_with_scheduler(sgd, schedules.torch_cosine(T_max), run)
     for step, (a, b) in enumerate(zip(seen, expected)):
         if not close(a, b, dtype):

@@ -10,6 +10,7 @@ import torch
 
 from autograder import oracles, problems
 from autograder.feedback import Mismatch, call_submission, expect_close
+from autograder.probe import probe
 
 NAME = "fit_least_squares"
 HINTS = {
@@ -31,8 +32,19 @@ HINTS = {
 TARGET = dict(seed=0, lr=0.05, num_steps=100, excess=1e-4)
 
 
+@probe
+def fit(learner, X, y, lr, num_steps):
+    """The learner's (w, losses), and the grad_fn of w if it is still in a graph."""
+    result = call_submission(NAME, learner, X, y, lr, num_steps, hints=HINTS)
+    w = result[0] if isinstance(result, tuple) and len(result) == 2 else None
+    graph = isinstance(w, torch.Tensor) and w.grad_fn is not None
+    return {"result": result, "grad_fn": type(w.grad_fn).__name__ if graph else None}
+
+
 def run(submission, X, y, lr, num_steps):
-    result = call_submission(NAME, submission, X, y, lr, num_steps, hints=HINTS)
+    """The learner's w, its losses as floats and the grad_fn of w (a name, or None)."""
+    seen = fit(submission, X, y, lr, num_steps)
+    result = seen["result"]
     if not (isinstance(result, tuple) and len(result) == 2):
         raise Mismatch(
             f"{NAME} returned {type(result).__name__}; it must return the pair (w, losses)."
@@ -44,7 +56,7 @@ def run(submission, X, y, lr, num_steps):
         losses = [float(v) for v in losses]
     except (TypeError, ValueError, RuntimeError):
         raise Mismatch("losses must be a list of numbers (use `loss.item()`).") from None
-    return w, losses
+    return w, losses, seen["grad_fn"]
 
 
 def random_problem(seed, dtype, device):
@@ -84,7 +96,7 @@ def loss_variants(X, y, lr, steps):
 def check_records_one_loss_per_step(submission, seed):
     """Records exactly one loss per step"""
     X, y, lr, steps = random_problem(seed, torch.float64, "cpu")
-    _, losses = run(submission, X, y, lr, steps)
+    _, losses, _ = run(submission, X, y, lr, steps)
     if len(losses) != steps:
         off = len(losses) - steps
         hint = {-1: " The loop runs one step too few (range(1, num_steps)?).",
@@ -96,7 +108,7 @@ def check_records_one_loss_per_step(submission, seed):
 def check_losses_follow_gradient_descent(submission, seed, dtype, device):
     """The recorded losses are those of gradient descent from w = 0"""
     X, y, lr, steps = random_problem(seed, dtype, device)
-    _, losses = run(submission, X, y, lr, steps)
+    _, losses, _ = run(submission, X, y, lr, steps)
     expect_close(
         torch.tensor(losses, dtype=torch.float64),
         torch.tensor(oracles.gd_least_squares(X, y, lr, steps)[1], dtype=torch.float64),
@@ -110,10 +122,10 @@ def check_losses_follow_gradient_descent(submission, seed, dtype, device):
 def check_returns_the_trained_weights(submission, seed, dtype, device):
     """Returns w after num_steps updates, detached, with X's dtype and device"""
     X, y, lr, steps = random_problem(seed, dtype, device)
-    w, _ = run(submission, X, y, lr, steps)
-    if w.grad_fn is not None:
+    w, _, grad_fn = run(submission, X, y, lr, steps)
+    if grad_fn is not None:
         raise Mismatch(
-            f"the returned w has grad_fn={type(w.grad_fn).__name__}: it is still part of an "
+            f"the returned w has grad_fn={grad_fn}: it is still part of an "
             "autograd graph. Return `w.detach()`, and update w under `torch.no_grad()`."
         )
     if w.dtype != X.dtype or w.device != X.device:
@@ -141,7 +153,7 @@ def check_returns_the_trained_weights(submission, seed, dtype, device):
 def check_reaches_the_target_loss(submission):
     """Reaches the target loss on the assignment's problem"""
     X, y = problems.least_squares(TARGET["seed"])
-    w, _ = run(submission, X, y, TARGET["lr"], TARGET["num_steps"])
+    w, _, _ = run(submission, X, y, TARGET["lr"], TARGET["num_steps"])
     best = problems.least_squares_minimum(X, y)
     final, _ = oracles.mse_and_grad(X, y, w.detach().flatten())
     if not final <= best + TARGET["excess"]:

@@ -13,7 +13,7 @@ import torch
 
 from autograder import oracles
 from autograder.checks import _optimizer
-from autograder.feedback import Mismatch, SubmissionError, call_submission, describe, require_own_optimizer
+from autograder.feedback import Mismatch, describe
 
 NAME = "GradientDescent"
 HINTS = {
@@ -29,7 +29,7 @@ HINTS = {
 
 
 def drive(submission, schedule, **options):
-    require_own_optimizer(NAME, submission)
+    _optimizer.require_own_optimizer(NAME, submission)
     return _optimizer.drive(submission, schedule, name=NAME, hints=HINTS, **options)
 
 
@@ -48,12 +48,10 @@ def common_mistakes(schedule):
 
 def check_is_a_torch_optimizer(submission):
     """Subclasses torch.optim.Optimizer and takes (params, lr)"""
-    if not (isinstance(submission, type) and issubclass(submission, torch.optim.Optimizer)):
-        raise Mismatch(f"{NAME} must be a class deriving from torch.optim.Optimizer.")
-    require_own_optimizer(NAME, submission)
-    p = torch.zeros(2, requires_grad=True)
-    optimizer = call_submission(f"{NAME}([p], lr=0.1)", submission, [p], lr=0.1)
-    group = optimizer.param_groups[0]
+    _optimizer.require_optimizer_class(NAME, submission)
+    _optimizer.require_own_optimizer(NAME, submission)
+    groups = _optimizer.constructed_groups(submission, NAME, dict(lr=0.1))
+    group = groups[0] if groups else {}
     if group.get("lr") != 0.1:
         raise Mismatch(
             "after GradientDescent([p], lr=0.1), param_groups[0]['lr'] should be 0.1; saw "
@@ -91,11 +89,10 @@ def check_state_dict_round_trip(submission, seed):
 
 def check_step_takes_a_closure(submission):
     """step(closure) re-evaluates the loss with gradients enabled and returns it"""
-    require_own_optimizer(NAME, submission)
-    w = torch.tensor([1.0, -2.0], requires_grad=True)
-    optimizer = call_submission(f"{NAME}([w], lr=0.1)", submission, [w], lr=0.1)
-    _optimizer.step_with_closure(NAME, optimizer, w, HINTS)
-    if not torch.allclose(w.detach(), torch.tensor([0.8, -1.6])):
+    _optimizer.require_own_optimizer(NAME, submission)
+    w = _optimizer.step_with_closure(NAME, submission, torch.tensor([1.0, -2.0], requires_grad=True),
+                                     dict(lr=0.1), HINTS)
+    if not torch.allclose(w, torch.tensor([0.8, -1.6])):
         raise Mismatch(
             f"after step(closure) with lr=0.1, w should be [0.8, -1.6]; saw {describe(w)}."
         )
@@ -103,14 +100,12 @@ def check_step_takes_a_closure(submission):
 
 def check_rejects_a_negative_learning_rate(submission):
     """Rejects a negative learning rate with ValueError, as torch.optim.SGD does"""
-    require_own_optimizer(NAME, submission)
-    p = torch.zeros(1, requires_grad=True)
-    try:
-        call_submission(f"{NAME}([p], lr=-0.1)", submission, [p], lr=-0.1)
-    except SubmissionError as error:
-        if "ValueError" in str(error):
-            return
-        raise Mismatch(f"{NAME}([p], lr=-0.1) should raise ValueError; instead {error}") from None
+    _optimizer.require_own_optimizer(NAME, submission)
+    (error,) = _optimizer.rejections(submission, NAME, [dict(lr=-0.1)])
+    if error is not None and "ValueError" in error:
+        return
+    if error is not None:
+        raise Mismatch(f"{NAME}([p], lr=-0.1) should raise ValueError; instead {error}")
     raise Mismatch(
         f"{NAME}([p], lr=-0.1) was accepted: raise ValueError for a negative learning rate, "
         "as torch.optim.SGD does."

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from autograder import oracles
-from autograder.feedback import Mismatch, call_submission, describe, expect_close, no_builtin_optimizers
+from autograder.checks import _learner
+from autograder.feedback import Mismatch, describe, expect_close
 
 NAME = "gd_step"
 HINTS = {
@@ -34,16 +35,12 @@ def problem(seed, dtype, device, *, requires_grad=False):
 @pytest.mark.weight(3)
 def check_moves_each_tensor_by_minus_lr_times_grad(submission, seed, dtype, device):
     """Every tensor moves by −lr·grad (θ ← θ − η·g)"""
-    params, grads, lr = problem(seed, dtype, device)
-    before = [p.clone() for p in params]
-    # The expectation uses copies: a submission that also changes `grads` is judged on
-    # the update it made (and loses only the check that the gradients stay unchanged).
-    grads_given = [g.clone() for g in grads]
-    with no_builtin_optimizers(NAME):
-        call_submission(NAME, submission, params, grads, lr, hints=HINTS)
-    grads = grads_given
+    before, grads, lr = problem(seed, dtype, device)
+    # A submission that also changes `grads` is judged on the update it made with the
+    # gradients it was given (and loses only the check that they stay unchanged).
+    seen = _learner.call(submission, NAME, [before, grads, lr], hints=HINTS, own_update=True)
     expect_close(
-        params,
+        seen["args"][0],
         oracles.gd_update(before, grads, lr),
         what=f"parameters after gd_step(params, grads, lr={lr:.4g})",
         variants={
@@ -62,23 +59,21 @@ def check_moves_each_tensor_by_minus_lr_times_grad(submission, seed, dtype, devi
 
 def check_updates_the_same_tensor_objects(submission, seed):
     """Updates in place: the caller's tensors change, and no new tensors replace them"""
-    params, grads, lr = problem(seed, torch.float64, "cpu")
-    ids = [id(p) for p in params]
-    pointers = [p.data_ptr() for p in params]
-    before = [p.clone() for p in params]
-    call_submission(NAME, submission, params, grads, lr, hints=HINTS)
-    if [id(p) for p in params] != ids:
+    before, grads, lr = problem(seed, torch.float64, "cpu")
+    seen = _learner.call(submission, NAME, [before, grads, lr], hints=HINTS)
+    facts = seen["facts"][0]
+    if any(f["replaced"] for f in facts):
         raise Mismatch(
             "the list `params` now holds new tensor objects: the step must change the "
             "existing tensors in place (an optimizer's caller keeps references to them). "
             "Likely mistake: `params[i] = params[i] - lr * g`; use `params[i].sub_(lr * g)`."
         )
-    if [p.data_ptr() for p in params] != pointers:
+    if any(f["storage_replaced"] for f in facts):
         raise Mismatch(
             "the tensors' storage was replaced (for example by assigning to `.data`): "
             "update the existing storage in place with `-=` or `sub_`."
         )
-    if all(torch.equal(p, b) for p, b in zip(params, before)):
+    if all(torch.equal(p, b) for p, b in zip(seen["args"][0], before)):
         raise Mismatch(
             "no parameter changed. Likely mistake: `p = p - lr * g` rebinds a local name; "
             "update in place with `p -= lr * g` or `p.sub_(lr * g)`."
@@ -88,16 +83,16 @@ def check_updates_the_same_tensor_objects(submission, seed):
 def check_keeps_parameters_out_of_the_autograd_graph(submission, seed):
     """Works on leaf tensors that require grad, and leaves them leaves (no grad_fn)"""
     params, grads, lr = problem(seed, torch.float64, "cpu", requires_grad=True)
-    call_submission(NAME, submission, params, grads, lr, hints=HINTS)
-    for i, p in enumerate(params):
-        if p.grad_fn is not None or not p.is_leaf:
+    seen = _learner.call(submission, NAME, [params, grads, lr], hints=HINTS)
+    for i, p in enumerate(seen["facts"][0]):
+        if p["grad_fn"] is not None or not p["is_leaf"]:
             raise Mismatch(
-                f"params[{i}] has grad_fn={type(p.grad_fn).__name__} after the step: the "
+                f"params[{i}] has grad_fn={p['grad_fn']} after the step: the "
                 "update was recorded by autograd, so the parameter is no longer a leaf and "
                 "the next backward() would not fill its .grad. Likely mistake: the update "
                 "ran outside `with torch.no_grad():`."
             )
-        if not p.requires_grad:
+        if not p["requires_grad"]:
             raise Mismatch(
                 f"params[{i}] no longer requires grad after the step: update the tensor "
                 "itself in place rather than replacing it with a detached copy."
@@ -106,10 +101,9 @@ def check_keeps_parameters_out_of_the_autograd_graph(submission, seed):
 
 def check_leaves_the_gradients_unchanged(submission, seed):
     """Does not modify the gradients it is given"""
-    params, grads, lr = problem(seed, torch.float64, "cpu")
-    saved = [g.clone() for g in grads]
-    call_submission(NAME, submission, params, grads, lr, hints=HINTS)
-    for i, (g, s) in enumerate(zip(grads, saved)):
+    params, saved, lr = problem(seed, torch.float64, "cpu")
+    seen = _learner.call(submission, NAME, [params, saved, lr], hints=HINTS)
+    for i, (g, s) in enumerate(zip(seen["args"][1], saved)):
         if not torch.equal(g, s):
             raise Mismatch(
                 f"grads[{i}] changed from {describe(s)} to {describe(g)}: an in-place "

@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from autograder import oracles
+from autograder.checks import _learner
 from autograder.feedback import Mismatch, call_submission, describe, expect_close
 from autograder.oracles import momentum
+from autograder.probe import probe
 
 NAME = "ema_update"
 HINTS = {
@@ -43,6 +45,16 @@ def run(rule, averages, sequence):
     return history
 
 
+@probe
+def averages_after_each_call(learner, averages, sequence, beta):
+    """Call the learner's update once per entry of ``sequence``; the averages after each."""
+    history = []
+    for values in sequence:
+        call_submission(NAME, learner, averages, values, beta, hints=HINTS)
+        history.append([a.clone() if isinstance(a, torch.Tensor) else a for a in averages])
+    return history
+
+
 @pytest.mark.weight(2)
 def check_follows_the_ema_equation(submission, seed, dtype, device):
     """Each call moves every average to β·m + (1 − β)·x, step after step"""
@@ -56,10 +68,9 @@ def check_follows_the_ema_equation(submission, seed, dtype, device):
         "the old average is dropped (m ← (1 − β)·x)": lambda a, x: (1 - beta) * x,
     }
     expected = run(lambda a, x: momentum.ema(a, x, beta), averages, sequence)
-    for step, values in enumerate(sequence):
-        call_submission(NAME, submission, averages, values, beta, hints=HINTS)
+    for step, seen in enumerate(averages_after_each_call(submission, averages, sequence, beta)):
         expect_close(
-            averages,
+            seen,
             expected[step],
             what=f"the averages after step {step + 1} of ema_update(averages, values, beta={beta:.4g}) "
                  "starting from zero",
@@ -79,16 +90,14 @@ def check_follows_the_ema_equation(submission, seed, dtype, device):
 def check_updates_the_averages_in_place(submission, seed):
     """Updates in place: the caller's average tensors change, and are not replaced"""
     averages, sequence, beta = problem(seed, torch.float64, "cpu")
-    ids = [id(a) for a in averages]
-    pointers = [a.data_ptr() for a in averages]
-    call_submission(NAME, submission, averages, sequence[0], beta, hints=HINTS)
-    if [id(a) for a in averages] != ids or [a.data_ptr() for a in averages] != pointers:
+    seen = _learner.call(submission, NAME, [averages, sequence[0], beta], hints=HINTS)
+    if any(f["replaced"] or f["storage_replaced"] for f in seen["facts"][0]):
         raise Mismatch(
             "the list `averages` now holds new tensors (or new storage): an optimizer keeps "
             "its running averages in its state and reads them again next step, so update "
             "the existing tensors in place with `mul_` and `add_`."
         )
-    if all(torch.equal(a, torch.zeros_like(a)) for a in averages):
+    if all(torch.equal(a, torch.zeros_like(a)) for a in seen["args"][0]):
         raise Mismatch(
             "no average changed. Likely mistake: `m = beta * m + (1 - beta) * x` rebinds a "
             "local name; update in place with `m.mul_(beta).add_(x, alpha=1 - beta)`."
@@ -98,9 +107,8 @@ def check_updates_the_averages_in_place(submission, seed):
 def check_leaves_the_values_unchanged(submission, seed):
     """Does not modify the values it averages"""
     averages, sequence, beta = problem(seed, torch.float64, "cpu")
-    saved = [x.clone() for x in sequence[0]]
-    call_submission(NAME, submission, averages, sequence[0], beta, hints=HINTS)
-    for i, (x, s) in enumerate(zip(sequence[0], saved)):
+    seen = _learner.call(submission, NAME, [averages, sequence[0], beta], hints=HINTS)
+    for i, (x, s) in enumerate(zip(seen["args"][1], sequence[0])):
         if not torch.equal(x, s):
             raise Mismatch(
                 f"values[{i}] changed from {describe(s)} to {describe(x)}: an in-place "

@@ -15,8 +15,9 @@ import torch
 from autograder import oracles
 from autograder.checks import _optimizer
 from autograder.checks.momentum_step import MISTAKES as STEP_MISTAKES
-from autograder.feedback import Mismatch, SubmissionError, call_submission, describe
+from autograder.feedback import Mismatch, call_submission, describe
 from autograder.oracles import momentum
+from autograder.probe import probe
 
 NAME = "MomentumSGD"
 HINTS = {
@@ -110,13 +111,10 @@ def compare(submission, seed, dtype, device, kind, steps=30):
 
 def check_is_a_torch_optimizer(submission):
     """Subclasses torch.optim.Optimizer and records its settings in param_groups"""
-    if not (isinstance(submission, type) and issubclass(submission, torch.optim.Optimizer)):
-        raise Mismatch(f"{NAME} must be a class deriving from torch.optim.Optimizer.")
+    _optimizer.require_optimizer_class(NAME, submission)
     settings = dict(lr=0.1, momentum=0.9, dampening=0.2, weight_decay=0.01)
-    p = torch.zeros(2, requires_grad=True)
-    optimizer = call_submission(f"{NAME}([p], ...)", submission, [p], maximize=True, hints=HINTS,
-                                **settings)
-    group = optimizer.param_groups[0]
+    groups = _optimizer.constructed_groups(submission, NAME, dict(settings, maximize=True), HINTS)
+    group = groups[0] if groups else {}
     wanted = {**settings, "nesterov": False, "maximize": True}
     wrong = {k: group.get(k) for k, v in wanted.items() if group.get(k) != v}
     if wrong:
@@ -156,17 +154,17 @@ def check_state_dict_round_trip(submission, seed):
     )
 
 
-def check_continues_from_torch_state_dict(submission, seed):
-    """Loads the state_dict of a torch.optim.SGD mid-run and carries on as SGD would"""
-    schedule = oracles.make_schedule(seed, torch.float64, "cpu", steps=12, missing_grad_prob=0.0)
-    options = group_settings(seed, "dampening")
+@probe
+def torch_then_learner(learner, schedule, options, reload_at):
+    """The run of ``schedule`` by torch.optim.SGD until step ``reload_at``, then by the
+    learner's class, built fresh and loaded with SGD's state_dict."""
     built = []
 
-    def torch_then_learner(groups):
+    def build(groups):
         built.append(len(built))
         if len(built) == 1:
             return sgd(groups)
-        optimizer = call_submission(f"{NAME}(params, ...)", submission, groups, lr=1e-3, hints=HINTS)
+        optimizer = call_submission(f"{NAME}(params, ...)", learner, groups, lr=1e-3, hints=HINTS)
         original = optimizer.step
 
         def step(*args, **kwargs):
@@ -184,7 +182,14 @@ def check_continues_from_torch_state_dict(submission, seed):
         optimizer.step = step
         return optimizer
 
-    history = oracles.replay(torch_then_learner, schedule, reload_at=5, group_options=options)
+    return oracles.replay(build, schedule, reload_at=reload_at, group_options=options)
+
+
+def check_continues_from_torch_state_dict(submission, seed):
+    """Loads the state_dict of a torch.optim.SGD mid-run and carries on as SGD would"""
+    schedule = oracles.make_schedule(seed, torch.float64, "cpu", steps=12, missing_grad_prob=0.0)
+    options = group_settings(seed, "dampening")
+    history = torch_then_learner(submission, schedule, options, 5)
     expected = oracles.replay(sgd, schedule, group_options=options)
     _optimizer.explain_divergence(history, expected, schedule, torch.float64,
                                   mistakes(schedule, options, reload_at=5),
@@ -199,22 +204,20 @@ def check_rejects_invalid_settings_like_sgd(submission):
         dict(lr=0.1, momentum=0.9, nesterov=True), dict(lr=0.1, momentum=0.9, dampening=0.5),
         dict(lr=0.1, momentum=0.0, dampening=0.3), dict(lr=0.0),
     ]
-    for kwargs in settings:
-        shown = f"{NAME}([p], {', '.join(f'{k}={v}' for k, v in kwargs.items())})"
+    outcomes = _optimizer.rejections(submission, NAME, settings)
+    for kwargs, error in zip(settings, outcomes):
+        shown = _optimizer.shown_call(NAME, "[p]", kwargs)
         try:
             torch.optim.SGD([torch.zeros(1, requires_grad=True)], **kwargs)
             torch_error = None
-        except ValueError as error:
-            torch_error = str(error)
-        p = torch.zeros(1, requires_grad=True)
-        try:
-            call_submission(shown, submission, [p], **kwargs)
-        except SubmissionError as error:
+        except ValueError as torch_raised:
+            torch_error = str(torch_raised)
+        if error is not None:
             if torch_error is None:
-                raise Mismatch(f"{error} torch.optim.SGD accepts these settings.") from None
-            if "ValueError" not in str(error):
+                raise Mismatch(f"{error} torch.optim.SGD accepts these settings.")
+            if "ValueError" not in error:
                 raise Mismatch(f"{shown} should raise ValueError, as torch.optim.SGD does "
-                               f"({torch_error!r}); instead {error}") from None
+                               f"({torch_error!r}); instead {error}")
             continue
         if torch_error is not None:
             raise Mismatch(f"{shown} was accepted, but torch.optim.SGD raises "
@@ -223,11 +226,9 @@ def check_rejects_invalid_settings_like_sgd(submission):
 
 def check_step_takes_a_closure(submission):
     """step(closure) re-evaluates the loss with gradients enabled and returns it"""
-    w = torch.tensor([1.0, -2.0], requires_grad=True)
-    optimizer = call_submission(f"{NAME}([w], lr=0.1, momentum=0.9)", submission, [w], lr=0.1,
-                                momentum=0.9)
-    _optimizer.step_with_closure(NAME, optimizer, w, HINTS)
-    if not torch.allclose(w.detach(), torch.tensor([0.8, -1.6])):
+    w = _optimizer.step_with_closure(NAME, submission, torch.tensor([1.0, -2.0], requires_grad=True),
+                                     dict(lr=0.1, momentum=0.9), HINTS)
+    if not torch.allclose(w, torch.tensor([0.8, -1.6])):
         raise Mismatch(
             f"after step(closure) with lr=0.1, w should be [0.8, -1.6]; saw {describe(w)}."
         )

@@ -13,7 +13,8 @@ import math
 
 import torch
 
-from autograder.feedback import Mismatch, call_submission
+from autograder.checks import _learner
+from autograder.feedback import Mismatch
 from autograder.oracles import momentum
 
 NAME = "optimal_momentum"
@@ -33,7 +34,7 @@ def random_hessian(seed, dtype, device):
 
 
 def answer(submission, A):
-    result = call_submission(NAME, submission, A)
+    result = _learner.call(submission, NAME, [A])["result"]
     if not (isinstance(result, tuple) and len(result) == 3):
         raise Mismatch(f"{NAME} must return the triple (lr, beta, rate); saw {type(result).__name__}.")
     try:

@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from autograder import oracles
-from autograder.checks import _optimizer
+from autograder.checks import _learner, _optimizer
 from autograder.feedback import Mismatch, call_submission, describe
 from autograder.oracles import momentum
+from autograder.probe import probe
 
 NAME = "momentum_step"
 HINTS = {
@@ -58,7 +59,8 @@ MISTAKES = {
 }
 
 
-def run_functional(submission, schedule, options):
+@probe
+def run_functional(learner, schedule, options):
     """Call the learner's function once per step of ``schedule`` (one group, every
     gradient present) and return the parameters after each step."""
     params = [p.clone() for p in schedule.initial[0]]
@@ -68,7 +70,7 @@ def run_functional(submission, schedule, options):
     for step in range(schedule.steps):
         lr = schedule.lr_changes.get(step, {}).get(0, lr)
         grads = [g.clone() for g in schedule.grads[step][0]]
-        call_submission(NAME, submission, params, grads, buffers, lr, options["momentum"],
+        call_submission(NAME, learner, params, grads, buffers, lr, options["momentum"],
                         hints=HINTS, **{k: v for k, v in options.items() if k != "momentum"})
         history.append([p.detach().clone() for p in params])
     return history
@@ -123,41 +125,36 @@ def check_keeps_its_state_in_the_buffers(submission, seed):
     """Fills the buffers on the first call, with copies; updates the parameters in place"""
     schedule, options = schedule_and_options(seed, torch.float64, "cpu")
     params = [p.clone().requires_grad_() for p in schedule.initial[0]]
-    ids = [id(p) for p in params]
-    pointers = [p.data_ptr() for p in params]
-    buffers = [None] * len(params)
     grads = [g.clone() for g in schedule.grads[0][0]]
-    saved = [g.clone() for g in grads]
-    call_submission(NAME, submission, params, grads, buffers, 0.1, options["momentum"], hints=HINTS)
+    seen = _learner.call(submission, NAME, [params, grads, [None] * len(params), 0.1, options["momentum"]],
+                         hints=HINTS)
+    buffers = seen["args"][2]
     if len(buffers) != len(params) or any(not isinstance(b, torch.Tensor) for b in buffers):
         raise Mismatch(
             "after the first call, `buffers` should hold one tensor per parameter (it held "
             f"{describe(buffers)}): replace each None with the new buffer, "
             "`buffers[i] = g.clone()`, so the next call can continue from it."
         )
-    if [id(p) for p in params] != ids or [p.data_ptr() for p in params] != pointers:
+    if any(f["replaced"] or f["storage_replaced"] for f in seen["facts"][0]):
         raise Mismatch(
             "the list `params` now holds new tensors (or new storage): move the caller's "
             "parameters in place, with `p.add_(..., alpha=-lr)` under `torch.no_grad()`."
         )
-    for i, p in enumerate(params):
-        if p.grad_fn is not None or not p.requires_grad:
+    for i, p in enumerate(seen["facts"][0]):
+        if p["grad_fn"] is not None or not p["requires_grad"]:
             raise Mismatch(
                 f"params[{i}] is no longer a leaf that requires grad: update it in place inside "
                 "`with torch.no_grad():`."
             )
-    for i, (g, s) in enumerate(zip(grads, saved)):
+    for i, (g, s) in enumerate(zip(seen["args"][1], grads)):
         if not torch.equal(g, s):
             raise Mismatch(
                 f"grads[{i}] changed during the step: the buffer or the Nesterov direction was "
                 "built in place on the gradient; work on a copy."
             )
-    kept = [b.clone() for b in buffers]
-    for g in grads:
-        g.zero_()  # what optimizer.zero_grad(set_to_none=False) does between steps
-    for i, (b, k) in enumerate(zip(buffers, kept)):
-        if not torch.equal(b, k):
+    for i, fact in enumerate(seen["facts"][2]):
+        if fact.get("shares_with") == [1, i]:
             raise Mismatch(
                 f"buffers[{i}] is the gradient tensor itself, not a copy: zeroing the gradient "
-                "before the next step wiped the momentum. Start the buffer with `g.clone()`."
+                "before the next step would wipe the momentum. Start the buffer with `g.clone()`."
             )

@@ -13,7 +13,7 @@ import torch
 
 from autograder import oracles
 from autograder.checks import _optimizer, _rmsprop
-from autograder.feedback import Mismatch, SubmissionError, call_submission, describe
+from autograder.feedback import Mismatch, describe
 from autograder.oracles import rmsprop as equations
 
 NAME = "RMSprop"
@@ -118,11 +118,9 @@ def compare(submission, seed, dtype, device, settings=((), ()), *, steps=30,
 
 def check_is_a_torch_optimizer_with_torchs_defaults(submission):
     """Subclasses torch.optim.Optimizer and has torch.optim.RMSprop's defaults"""
-    if not (isinstance(submission, type) and issubclass(submission, torch.optim.Optimizer)):
-        raise Mismatch(f"{NAME} must be a class deriving from torch.optim.Optimizer.")
-    p = torch.zeros(2, requires_grad=True)
-    optimizer = call_submission(f"{NAME}([p])", submission, [p], hints=HINTS)
-    group = optimizer.param_groups[0]
+    _optimizer.require_optimizer_class(NAME, submission)
+    groups = _optimizer.constructed_groups(submission, NAME, {}, HINTS)
+    group = groups[0] if groups else {}
     wrong = [f"{key}={group.get(key, 'missing')!r} (torch: {value!r})"
              for key, value in DEFAULTS.items() if group.get(key, object()) != value]
     if wrong:
@@ -184,12 +182,11 @@ def check_state_dict_round_trip(submission, seed):
 def check_step_takes_a_closure(submission):
     """step(closure) re-evaluates the loss with gradients enabled and returns it"""
     w = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
-    optimizer = call_submission(f"{NAME}([w], lr=0.1)", submission, [w], lr=0.1, hints=HINTS)
-    _optimizer.step_with_closure(NAME, optimizer, w, HINTS)
+    w = _optimizer.step_with_closure(NAME, submission, w, dict(lr=0.1), HINTS)
     reference = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
     reference.grad = torch.tensor([2.0, -4.0], dtype=torch.float64)
     torch.optim.RMSprop([reference], lr=0.1).step()
-    if not _rmsprop.close(w.detach(), reference.detach(), torch.float64):
+    if not _rmsprop.close(w, reference.detach(), torch.float64):
         raise Mismatch(
             f"after step(closure) with lr=0.1, w should be {describe(reference)}; saw {describe(w)}."
         )
@@ -200,16 +197,14 @@ INVALID = _rmsprop.TORCH_RMSPROP_INVALID
 
 def check_rejects_invalid_settings(submission):
     """Rejects a negative lr, eps, alpha, momentum or weight_decay with ValueError, as torch does"""
+    settings = [{option: value} for option, value in INVALID.items()]
     accepted = []
-    for option, value in INVALID.items():
-        p = torch.zeros(1, requires_grad=True)
-        try:
-            call_submission(f"{NAME}([p], {option}={value})", submission, [p], **{option: value})
-        except SubmissionError as error:
-            if "ValueError" not in str(error):
-                raise Mismatch(f"{NAME}([p], {option}={value}) should raise ValueError; instead {error}") from None
-            continue
-        accepted.append(f"{option}={value}")
+    for kwargs, error in zip(settings, _optimizer.rejections(submission, NAME, settings)):
+        (option, value), = kwargs.items()
+        if error is None:
+            accepted.append(f"{option}={value}")
+        elif "ValueError" not in error:
+            raise Mismatch(f"{NAME}([p], {option}={value}) should raise ValueError; instead {error}")
     if accepted:
         raise Mismatch(
             f"{NAME} accepted " + ", ".join(accepted) + ": raise ValueError for a negative "

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from autograder import oracles
-from autograder.checks import _rmsprop
-from autograder.feedback import Mismatch, call_submission, describe
+from autograder.checks import _learner, _rmsprop
+from autograder.feedback import Mismatch, describe
 from autograder.oracles import rmsprop as equations
 
 NAME = "rmsprop_step"
@@ -62,7 +62,7 @@ def describe_options(options):
 def check_matches_torch_rmsprop_over_many_steps(submission, seed, dtype, device):
     """Matches torch.optim.RMSprop step for step (v ← αv + (1 − α)g², θ ← θ − η·g/(√v + ε))"""
     schedule, options = problem(seed, dtype, device)
-    history, _ = _rmsprop.drive_functional(submission, schedule, name=NAME, hints=HINTS, **options)
+    history, _ = _rmsprop.drive_functional(submission, schedule, name=NAME, hints=HINTS, options=options)
     torch_run = oracles.replay(lambda groups: torch.optim.RMSprop(groups), schedule,
                                group_options=[options])
     _rmsprop.explain(history, torch_run, schedule, dtype, mistakes(schedule, options),
@@ -77,14 +77,7 @@ def check_uses_torchs_defaults(submission, seed):
     # Gradients near 1e-8 in one tensor make the default eps visible, in float64.
     schedule = _rmsprop.scaled_schedule(seed, torch.float64, "cpu", steps=6, groups=1,
                                         missing_grad_prob=0.0, scales=(1e-8, 1.0))
-    params = [p.clone() for p in schedule.initial[0]]
-    states = [torch.zeros_like(p) for p in params]
-    lr = schedule.lrs[0]
-    history = []
-    for step in range(schedule.steps):
-        call_submission(NAME, submission, params, [g.clone() for g in schedule.grads[step][0]],
-                        states, lr, hints=HINTS)
-        history.append([p.clone() for p in params])
+    history, _ = _rmsprop.drive_functional(submission, schedule, name=NAME, hints=HINTS, constant_lr=True)
     fixed = oracles.Schedule(schedule.initial, schedule.lrs, schedule.grads, {})
     torch_run = oracles.replay(lambda groups: torch.optim.RMSprop(groups), fixed)
     defaults = dict(alpha=0.99, eps=1e-8)
@@ -107,7 +100,7 @@ def check_uses_torchs_defaults(submission, seed):
 def check_keeps_the_running_averages_in_place(submission, seed):
     """Keeps the running averages of squared gradients in the `square_avgs` tensors"""
     schedule, options = problem(seed, torch.float64, "cpu")
-    _, states = _rmsprop.drive_functional(submission, schedule, name=NAME, hints=HINTS, **options)
+    _, states = _rmsprop.drive_functional(submission, schedule, name=NAME, hints=HINTS, options=options)
     expected = equation(schedule, options)[1]
     if all(torch.equal(s, torch.zeros_like(s)) for s in states):
         raise Mismatch(
@@ -136,9 +129,9 @@ def check_keeps_parameters_out_of_the_autograd_graph(submission, seed):
     params = [p.clone().requires_grad_() for p in schedule.initial[0]]
     grads = schedule.grads[0][0]
     states = [torch.zeros_like(g) for g in grads]
-    call_submission(NAME, submission, params, grads, states, schedule.lrs[0], hints=HINTS, **options)
-    for i, p in enumerate(params):
-        if p.grad_fn is not None or not p.is_leaf or not p.requires_grad:
+    seen = _learner.call(submission, NAME, [params, grads, states, schedule.lrs[0]], options, HINTS)
+    for i, p in enumerate(seen["facts"][0]):
+        if p["grad_fn"] is not None or not p["is_leaf"] or not p["requires_grad"]:
             raise Mismatch(
                 f"params[{i}] is no longer a leaf that requires grad after the step: the "
                 "update was recorded by autograd or replaced the tensor. Likely mistake: "
@@ -149,12 +142,10 @@ def check_keeps_parameters_out_of_the_autograd_graph(submission, seed):
 def check_leaves_the_gradients_unchanged(submission, seed):
     """Does not modify the gradients it is given"""
     schedule, options = problem(seed, torch.float64, "cpu")
-    params = [p.clone() for p in schedule.initial[0]]
-    grads = [g.clone() for g in schedule.grads[0][0]]
-    saved = [g.clone() for g in grads]
-    states = [torch.zeros_like(g) for g in grads]
-    call_submission(NAME, submission, params, grads, states, schedule.lrs[0], hints=HINTS, **options)
-    for i, (g, s) in enumerate(zip(grads, saved)):
+    params, saved = schedule.initial[0], schedule.grads[0][0]
+    states = [torch.zeros_like(g) for g in saved]
+    seen = _learner.call(submission, NAME, [params, saved, states, schedule.lrs[0]], options, HINTS)
+    for i, (g, s) in enumerate(zip(seen["args"][1], saved)):
         if not torch.equal(g, s):
             raise Mismatch(
                 f"grads[{i}] changed from {describe(s)} to {describe(g)}: an in-place "

@@ -20,6 +20,7 @@ from autograder import oracles, problems
 from autograder.checks import _schedule
 from autograder.feedback import Mismatch, call_submission, describe, expect_close
 from autograder.oracles import schedules
+from autograder.probe import probe
 
 NAME = "train"
 HINTS = {
@@ -60,11 +61,31 @@ class Factory:
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
 
 
-def run(submission, X, y, lr, epochs, batch_size, factory=None):
-    factory = factory or Factory()
+def target_schedule(optimizer, total_steps):
+    """The assignment's own schedule: warmup, then cosine decay over the whole run."""
+    return schedules.warmup_cosine_reference(optimizer, TARGET["warmup_steps"], total_steps)
+
+
+@probe
+def train(learner, X, y, lr, epochs, batch_size, schedule="cosine"):
+    """The learner's (w, lrs) with ``make_scheduler`` a :class:`Factory` (``"cosine"``) or
+    :func:`target_schedule` (``"target"``); how ``make_scheduler`` was called; and the
+    grad_fn of w if it is still in a graph."""
+    factory = Factory()
+    make = factory if schedule == "cosine" else target_schedule
     result = call_submission(f"{NAME}(X, y, make_scheduler, lr={lr:.4g}, epochs={epochs}, "
-                             f"batch_size={batch_size})", submission, X, y, factory, lr, epochs, batch_size,
+                             f"batch_size={batch_size})", learner, X, y, make, lr, epochs, batch_size,
                              hints=HINTS)
+    w = result[0] if isinstance(result, tuple) and len(result) == 2 else None
+    graph = isinstance(w, torch.Tensor) and w.grad_fn is not None
+    return {"result": result, "factory_calls": factory.calls,
+            "grad_fn": type(w.grad_fn).__name__ if graph else None}
+
+
+def run(submission, X, y, lr, epochs, batch_size, schedule="cosine"):
+    """The learner's w, its rates as floats, and what :func:`train` reported."""
+    seen = train(submission, X, y, lr, epochs, batch_size, schedule)
+    result = seen["result"]
     if not (isinstance(result, tuple) and len(result) == 2):
         raise Mismatch(f"{NAME} returned {type(result).__name__}; it must return the pair (w, lrs).")
     w, lrs = result
@@ -74,7 +95,7 @@ def run(submission, X, y, lr, epochs, batch_size, factory=None):
         lrs = [float(v) for v in lrs]
     except (TypeError, ValueError, RuntimeError):
         raise Mismatch("lrs must be a list of numbers, one per optimizer step.") from None
-    return w, lrs, factory
+    return w, lrs, seen
 
 
 def rate_mistakes(n, lr, epochs, batch_size):
@@ -136,23 +157,24 @@ def check_records_one_rate_per_optimizer_step(submission, seed):
 def check_builds_the_schedule_once_for_every_step(submission, seed):
     """Calls make_scheduler(optimizer, total_steps) once, with total_steps = epochs × batches"""
     X, y, lr, epochs, batch_size = problem(seed)
-    _, _, factory = run(submission, X, y, lr, epochs, batch_size)
+    _, _, seen = run(submission, X, y, lr, epochs, batch_size)
+    calls = seen["factory_calls"]
     n = X.shape[0]
     steps = epochs * math.ceil(n / batch_size)
-    if factory.calls == [steps]:
+    if calls == [steps]:
         return
-    if len(factory.calls) != 1:
+    if len(calls) != 1:
         raise Mismatch(
-            f"make_scheduler was called {len(factory.calls)} times; build the scheduler once, before "
+            f"make_scheduler was called {len(calls)} times; build the scheduler once, before "
             "the loop, so that the schedule runs over the whole training."
         )
-    seen = factory.calls[0]
+    total = calls[0]
     why = {
         epochs: "total_steps counts epochs; the schedule is stepped per optimizer step",
         epochs * (n // batch_size): "each epoch's last, smaller batch is an optimizer step too",
-    }.get(seen, "")
+    }.get(total, "")
     raise Mismatch(
-        f"make_scheduler was called with total_steps={seen}; the run takes {steps} optimizer steps "
+        f"make_scheduler was called with total_steps={total}; the run takes {steps} optimizer steps "
         f"({epochs} epochs × {math.ceil(n / batch_size)} batches of at most {batch_size} out of "
         f"n={n})." + (f" Likely mistake: {why}." if why else "")
     )
@@ -176,9 +198,9 @@ def check_steps_the_schedule_once_per_optimizer_step(submission, seed):
 def check_weights_follow_adam_under_the_schedule(submission, seed, dtype, device):
     """w is Adam's, from w = 0, with the scheduled rates (detached, X's dtype and device)"""
     X, y, lr, epochs, batch_size = problem(seed, dtype, device)
-    w, _, _ = run(submission, X, y, lr, epochs, batch_size)
-    if w.grad_fn is not None:
-        raise Mismatch(f"the returned w has grad_fn={type(w.grad_fn).__name__}: return `w.detach()`.")
+    w, _, seen = run(submission, X, y, lr, epochs, batch_size)
+    if seen["grad_fn"] is not None:
+        raise Mismatch(f"the returned w has grad_fn={seen['grad_fn']}: return `w.detach()`.")
     if w.dtype != X.dtype or w.device != X.device:
         raise Mismatch(
             f"w is {w.dtype} on {w.device} but X is {X.dtype} on {X.device}: create w with "
@@ -201,11 +223,7 @@ def check_reaches_the_target_loss(submission):
     """Reaches the target loss on the assignment's problem with warmup and cosine decay"""
     t = TARGET
     X, y = problems.least_squares(t["seed"], t["n"], t["d"], noise=t["noise"])
-
-    def make(optimizer, total_steps):
-        return schedules.warmup_cosine_reference(optimizer, t["warmup_steps"], total_steps)
-
-    w, _, _ = run(submission, X, y, t["lr"], t["epochs"], t["batch_size"], factory=make)
+    w, _, _ = run(submission, X, y, t["lr"], t["epochs"], t["batch_size"], schedule="target")
     best = problems.least_squares_minimum(X, y)
     final, _ = oracles.mse_and_grad(X, y, w.detach().flatten())
     if not final <= best + t["excess"]:

@@ -17,6 +17,7 @@ import torch
 from autograder.checks import _schedule
 from autograder.feedback import Mismatch, call_submission
 from autograder.oracles import schedules
+from autograder.probe import probe
 
 NAME = "warmup_cosine"
 HINTS = {
@@ -38,9 +39,9 @@ def problem(seed, *, warmup=True):
     return warmup_steps, total, base_lrs, min_ratio
 
 
-def learner(submission, W, T, r, name):
+def learner(function, W, T, r, name):
     def make(optimizer):
-        scheduler = call_submission(name, submission, optimizer, W, T, min_ratio=r, hints=HINTS)
+        scheduler = call_submission(name, function, optimizer, W, T, min_ratio=r, hints=HINTS)
         if not isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
             raise Mismatch(
                 f"{NAME} must return a torch.optim.lr_scheduler.LambdaLR built on the optimizer it is "
@@ -53,9 +54,11 @@ def learner(submission, W, T, r, name):
     return make
 
 
-def history(submission, W, T, base_lrs, r, steps):
+@probe
+def history(function, W, T, base_lrs, r, steps):
+    """Each param group's learning rate at steps 0..steps under the learner's schedule."""
     name = f"{NAME}(optimizer, warmup_steps={W}, total_steps={T}, min_ratio={r:.4g})"
-    return _schedule.learner_history(learner(submission, W, T, r, name), base_lrs, steps, name=NAME,
+    return _schedule.learner_history(learner(function, W, T, r, name), base_lrs, steps, name=NAME,
                                      hints=HINTS)
 
 
@@ -160,14 +163,20 @@ def check_works_without_warmup(submission, seed):
 def check_default_min_ratio_is_zero(submission, seed):
     """Without min_ratio, decays to zero at total_steps"""
     W, T, base_lrs, _ = problem(seed)
-    optimizer = schedules.optimizer_with_groups(base_lrs)
-    scheduler = call_submission(f"{NAME}(optimizer, {W}, {T})", submission, optimizer, W, T, hints=HINTS)
-    for _ in range(T):
-        optimizer.step()
-        call_submission(f"{NAME}(...).step()", scheduler.step, hints=HINTS)
-    final = [float(g["lr"]) for g in optimizer.param_groups]
+    final = final_rates(submission, W, T, base_lrs)
     if not all(abs(lr) < 1e-12 for lr in final):
         raise Mismatch(
             f"{NAME}(optimizer, {W}, {T}) without min_ratio should reach 0 at step {T} "
             f"(min_ratio=0.0 by default); saw {final[0]:.6g}."
         )
+
+
+@probe
+def final_rates(function, W, T, base_lrs):
+    """Each group's learning rate after T steps of ``function(optimizer, W, T)``'s schedule."""
+    optimizer = schedules.optimizer_with_groups(base_lrs)
+    scheduler = call_submission(f"{NAME}(optimizer, {W}, {T})", function, optimizer, W, T, hints=HINTS)
+    for _ in range(T):
+        optimizer.step()
+        call_submission(f"{NAME}(...).step()", scheduler.step, hints=HINTS)
+    return [float(g["lr"]) for g in optimizer.param_groups]

@@ -15,9 +15,12 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from .. import wire
+
 F64 = torch.float64
 
 
+@wire.record
 @dataclasses.dataclass
 class Schedule:
     """A scripted optimisation run: initial parameters per group, each step's gradients

@@ -1,0 +1,151 @@
+"""nbgrader's autograde, with the learner's code in a sandbox: the :class:`IsolatedExecute`
+preprocessor.
+
+``nbgrader_config.py`` puts it in place of nbgrader's ``Execute`` in
+``c.Autograde.autograde_preprocessors``. Where ``Execute`` runs the whole notebook in one
+kernel (so the learner's code and the test cells share a process), this one runs the
+learner's cells in a sandbox and grades each test cell outside it
+(:class:`autograder.judge.Judge`), from the gradebook's copy of the cell, never the
+submitted one. Its outputs have the shape ``Execute``'s would, so everything after it in
+nbgrader's pipeline (``SaveAutoGrades``, feedback, export) works unchanged.
+
+A cell of the submission that claims nbgrader metadata the gradebook does not know (a
+test cell a learner made up, say) loses that metadata, so it can earn nothing.
+
+Results are kept in a cache (``cache_directory``), keyed by everything that decides
+them: the grader's code, the gradebook's test cells, the limits and the submission's
+cells. An interrupted ``nbgrader autograde`` (or ``python -m autograder.batch``) therefore
+picks up where it stopped, and grading a submission again costs nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import nbformat
+from traitlets import Bool, Float, Integer, Unicode
+
+from nbgrader.preprocessors import NbGraderPreprocessor
+
+from .judge import Judge, TrustedTest
+from .sandbox import Limits
+
+PACKAGE = Path(__file__).resolve().parent
+
+
+def code_digest() -> str:
+    """A digest of the grader's own code: a change to any check invalidates the cache."""
+    digest = hashlib.sha256()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        digest.update(str(path.relative_to(PACKAGE)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def gradebook_tests(db_url: str, notebook: str, assignment: str) -> tuple[dict[str, TrustedTest], set[str]]:
+    """The gradebook's test cells of ``notebook`` by grade_id, and every grade_id it knows."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(db_url) as gradebook:
+        source = gradebook.find_notebook(notebook, assignment)
+        solutions = {cell.name for cell in source.solution_cells}
+        tests = {}
+        for cell in source.grade_cells:
+            if cell.cell_type == "code" and cell.name not in solutions:
+                text = gradebook.find_source_cell(cell.name, notebook, assignment).source
+                tests[cell.name] = TrustedTest(text, float(cell.max_score))
+        known = {cell.name for cell in source.source_cells}
+    return tests, known
+
+
+def cache_key(tests: dict[str, TrustedTest], notebook, settings: dict) -> str:
+    cells = [[cell.get("cell_type"), cell.get("source", ""), json.dumps(cell.get("metadata", {}).get("nbgrader", {}),
+                                                                     sort_keys=True)]
+             for cell in notebook.cells]
+    payload = json.dumps({"code": code_digest(), "tests": {k: [v.source, v.points] for k, v in sorted(tests.items())},
+                          "settings": settings, "cells": cells}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def forget_unknown_metadata(notebook, known: set[str]) -> list[str]:
+    """Strip nbgrader metadata the gradebook does not know from the notebook's cells."""
+    from .notebook import grade_id
+
+    notes = []
+    for cell in notebook.cells:
+        meta = cell.get("metadata", {}).get("nbgrader")
+        if meta and (meta.get("grade") or meta.get("solution") or meta.get("locked")) \
+                and grade_id(cell) not in known:
+            notes.append(f"a cell claimed nbgrader metadata ({grade_id(cell)}) the gradebook does not know; ignored")
+            del cell.metadata["nbgrader"]
+    return notes
+
+
+class IsolatedExecute(NbGraderPreprocessor):
+    """Run the learner's cells in a sandbox and grade the test cells outside it."""
+
+    timeout = Integer(120, help="The most one cell of the submission may run, in seconds.").tag(config=True)
+    probe_timeout = Integer(60, help="The most one observation of a check may run, in seconds.").tag(config=True)
+    memory_limit = Integer(Limits.memory_bytes, help="Address space of the sandbox, in bytes.").tag(config=True)
+    cpu_limit = Integer(Limits.cpu_seconds, help="CPU seconds the sandbox may use in all.").tag(config=True)
+    process_limit = Integer(Limits.processes, help="Processes (and threads) the sandbox may run.").tag(config=True)
+    slot = Integer(0, help="Which sandbox user to run as (parallel graders use different ones).").tag(config=True)
+    use_cache = Bool(True, help="Reuse results already computed for the same submission and grader.").tag(config=True)
+    cache_directory = Unicode(".autograder-cache", help="Where results are kept (relative to the course root).") \
+        .tag(config=True)
+    startup_timeout = Float(Limits.startup_seconds, help="The most a sandbox may take to start.").tag(config=True)
+
+    def limits(self) -> Limits:
+        return Limits(memory_bytes=self.memory_limit, cpu_seconds=self.cpu_limit, processes=self.process_limit,
+                      startup_seconds=self.startup_timeout)
+
+    def settings(self) -> dict:
+        return {"timeout": self.timeout, "probe_timeout": self.probe_timeout, "memory": self.memory_limit,
+                "cpu": self.cpu_limit, "processes": self.process_limit}
+
+    def preprocess(self, nb, resources):
+        info = resources["nbgrader"]
+        tests, known = gradebook_tests(info["db_url"], info["notebook"], info["assignment"])
+        for note in forget_unknown_metadata(nb, known):
+            self.log.warning("%s: %s", info["student"], note)
+        key = cache_key(tests, nb, self.settings())
+        cached = self._cached(key)
+        if cached is not None and len(cached["outputs"]) == len(nb.cells):
+            for cell, outputs in zip(nb.cells, cached["outputs"]):
+                if cell.get("cell_type") == "code":
+                    cell["outputs"] = nbformat.from_dict(outputs)
+                    cell["execution_count"] = None
+            self.log.info("%s: results taken from the cache", info["student"])
+            return nb, resources
+        workdir = resources.get("metadata", {}).get("path") or None
+        judge = Judge(tests, timeout=self.timeout, probe_timeout=self.probe_timeout, limits=self.limits(),
+                      slot=self.slot, workdir=Path(workdir) if workdir else None)
+        for note in judge.run(nb):
+            self.log.warning("%s: %s", info["student"], note)
+        self._store(key, nb)
+        return nb, resources
+
+    def _path(self, key: str) -> Path:
+        return Path(self.cache_directory) / key[:2] / f"{key}.json"
+
+    def _cached(self, key: str):
+        if not self.use_cache:
+            return None
+        try:
+            return json.loads(self._path(key).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _store(self, key: str, nb) -> None:
+        if not self.use_cache:
+            return
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        outputs = [cell.get("outputs", []) if cell.get("cell_type") == "code" else None for cell in nb.cells]
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
+            json.dump({"outputs": outputs}, handle)
+        os.replace(handle.name, path)
