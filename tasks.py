@@ -50,23 +50,33 @@ def requirements_digest() -> str:
     return digest.hexdigest()
 
 
-def ensure_chromium() -> None:
-    """The site tests drive a real browser: Debian's chromium, installed when we can."""
-    if any(shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")):
+#: System programs the course uses, by Debian package: (commands, package, what for).
+SYSTEM_PACKAGES = [
+    (("bwrap",), "bubblewrap", "the grader runs learners' code in a bubblewrap sandbox; without it, it refuses to grade"),
+    (("chromium", "chromium-browser", "google-chrome"), "chromium", "the site tests drive a real browser; without it they are skipped"),
+]
+
+
+def ensure_system_packages() -> None:
+    """Install the Debian packages the course needs, when we can (root on Debian)."""
+    missing = [(package, why) for commands, package, why in SYSTEM_PACKAGES
+               if not any(shutil.which(name) for name in commands)]
+    if not missing:
         return
     if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
-        log("installing Debian's chromium for the site tests")
+        names = [package for package, _ in missing]
+        log(f"installing Debian's {', '.join(names)}")
         environ = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         run(["apt-get", "update", "-qq"], env=environ)
-        run(["apt-get", "install", "-y", "-qq", "chromium"], env=environ)
+        run(["apt-get", "install", "-y", "-qq", *names], env=environ)
     else:
-        log("note: the site tests need Chromium (on Debian: apt-get install chromium); "
-            "without it they are skipped")
+        for package, why in missing:
+            log(f"note: install {package} with your package manager ({why})")
 
 
 def setup() -> None:
     """Create .venv with the pinned environment, or bring it up to date."""
-    ensure_chromium()
+    ensure_system_packages()
     if sys.version_info[:2] != PYTHON_VERSION:
         sys.exit(
             f"The course environment is pinned for Python {PYTHON_VERSION[0]}.{PYTHON_VERSION[1]}; "
