@@ -5,6 +5,8 @@
   in the test suite's browser.
 - An inline script registered twice by sphinx-thebe is emitted once; twice, the second
   copy redeclares a ``const`` and the browser logs an error on every page.
+- ``static/course_site.css`` lets the conventions page's table use the page's width, and
+  the algorithm boxes' formulas fit a phone's width.
 - Every chapter offers its notebook as ``.ipynb`` (executed, with its outputs) in the
   theme's download menu, not only the MyST source.
 - The launch buttons (Binder, Colab, JupyterHub) get the repository they open from the
@@ -21,6 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 MATHJAX_SCRIPT = "mathjax/tex-mml-chtml.js"
+STYLESHEET = "course_site.css"
 #: The launch_buttons keys that each make a button.
 LAUNCH_PROVIDERS = ("binderhub_url", "colab_url", "jupyterhub_url")
 
@@ -119,8 +122,17 @@ def drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> Non
     scripts[:] = unique
 
 
+def copy_stylesheet(app, exception) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    shutil.copyfile(Path(__file__).parent / "static" / STYLESHEET,
+                    Path(app.outdir) / "_static" / STYLESHEET)
+
+
 def setup(app):
     app.connect("config-inited", place_launch_buttons)
+    app.connect("build-finished", copy_stylesheet)
+    app.add_css_file(STYLESHEET)
     app.connect("build-finished", copy_mathjax)
     app.connect("build-finished", copy_notebooks)
     app.connect("html-page-context", offer_notebook, priority=100)
