@@ -35,6 +35,11 @@ def use_style() -> None:
         {
             "figure.figsize": (FULL_WIDTH, 4.0),
             "figure.dpi": 100,
+            # Opaque white behind every figure, so that it reads the same on the theme's
+            # dark background as on its light one.
+            "figure.facecolor": "white",
+            "savefig.facecolor": "white",
+            "savefig.transparent": False,
             "savefig.dpi": 150,
             "figure.constrained_layout.use": True,
             "font.size": 11,

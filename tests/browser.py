@@ -52,7 +52,8 @@ class Browser:
     """One headless Chromium process; :meth:`open` visits a page in a fresh tab."""
 
     def __init__(self, executable: str):
-        self.profile = tempfile.TemporaryDirectory()
+        # Chromium's helper processes can still be writing there as it is removed.
+        self.profile = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)
         self.process = subprocess.Popen(
             [executable, "--headless", "--no-sandbox", "--disable-gpu",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",

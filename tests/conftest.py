@@ -64,6 +64,18 @@ def toc_pages() -> list[str]:
     return re.findall(r"(?:root|file):\s*(\S+)", (ROOT / "_toc.yml").read_text())
 
 
+def chapter_pages() -> list[str]:
+    """The chapters in the table of contents (``book/NN-topic``)."""
+    import re
+
+    return [page for page in toc_pages() if re.fullmatch(r"book/\d\d-[a-z0-9-]+", page)]
+
+
+def exercise_pages() -> list[str]:
+    """The exercise pages in the table of contents (the released notebooks)."""
+    return [page for page in toc_pages() if page.startswith("exercises/")]
+
+
 def page_source(page: str) -> Path:
     """The file a page of the table of contents is built from (.md or .ipynb)."""
     (source,) = [p for p in (ROOT / f"{page}.md", ROOT / f"{page}.ipynb") if p.exists()]

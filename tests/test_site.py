@@ -1,7 +1,8 @@
 """The published book as learners meet it: served over HTTP and opened in headless
 Chromium, every page of the table of contents loads without a console error or a failed
 request, its equations are typeset by MathJax, its images load, it fits a phone's width,
-and its internal links and anchors resolve. Screenshots of every page land in
+and its internal links and anchors resolve; every figure has alt text and reads on the
+theme's dark background too. Screenshots of every page (light, dark, phone width) land in
 test-artifacts/site/ for a person to look at.
 """
 
@@ -14,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from browser import Browser, StaticServer, chromium_path
-from conftest import ROOT, page_source, toc_pages
+from conftest import ROOT, chapter_pages, exercise_pages, page_source, toc_pages
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("book")]
 ARTIFACTS = ROOT / "test-artifacts" / "site"
@@ -63,6 +64,27 @@ def test_page_loads_cleanly_with_math_typeset_and_images_shown(browser, server, 
 
 
 @pytest.mark.parametrize("page", toc_pages())
+def test_page_reads_in_dark_mode(browser, server, page):
+    """The theme's dark mode, switched on as pydata-sphinx-theme does, leaves every figure
+    shown as it is (opaque, not inverted): the figures carry their own light background."""
+    tab = browser.open(f"{server.url}/{page}.html", width=DESKTOP, dark=True)
+    try:
+        tab.evaluate('document.documentElement.dataset.theme = "dark"')
+        tab.browser.pump(0.3)
+        tab.screenshot(ARTIFACTS / f"{page.replace('/', '-')}-{DESKTOP}-dark.png")
+        background = tab.evaluate("getComputedStyle(document.body).backgroundColor")
+        red, green, blue = map(int, re.findall(r"\d+", background)[:3])
+        assert red + green + blue < 3 * 80, f"{page}: the page is not dark ({background})"
+        shown = tab.evaluate(
+            "Array.from(document.querySelectorAll('article img')).map(i => {"
+            " const s = getComputedStyle(i); return [i.getAttribute('src'), s.opacity, s.filter]; })")
+        for src, opacity, css_filter in shown:
+            assert float(opacity) == 1 and "invert" not in css_filter, f"{page}: {src}"
+    finally:
+        tab.close()
+
+
+@pytest.mark.parametrize("page", toc_pages())
 def test_page_fits_a_phone_screen(browser, server, page):
     tab = browser.open(f"{server.url}/{page}.html", width=PHONE, height=844)
     try:
@@ -71,6 +93,58 @@ def test_page_fits_a_phone_screen(browser, server, page):
         assert overflow <= 1, f"{page} is {overflow}px wider than a {PHONE}px screen"
     finally:
         tab.close()
+
+
+class _ArticleImages(HTMLParser):
+    """The ``<img>`` tags inside the page's ``<article>`` (its content, not the theme's
+    header and navigation), as attribute dicts."""
+
+    def __init__(self):
+        super().__init__()
+        self.depth, self.images = 0, []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "article":
+            self.depth += 1
+        elif tag == "img" and self.depth:
+            self.images.append(dict(attrs))
+
+    def handle_endtag(self, tag):
+        if tag == "article":
+            self.depth -= 1
+
+
+def article_images(book, page) -> list[dict]:
+    parser = _ArticleImages()
+    parser.feed((book / f"{page}.html").read_text())
+    return parser.images
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_every_figure_has_alt_text(book, page):
+    missing = [img.get("src") for img in article_images(book, page)
+               if not (img.get("alt") or "").strip()]
+    assert missing == [], f"{page}: images without alt text: {missing}"
+
+
+@pytest.mark.parametrize("page", chapter_pages())
+def test_figures_have_an_opaque_light_background(book, page):
+    """A transparent figure would show its black labels on the dark theme's background;
+    an opaque light one reads the same in both modes."""
+    from PIL import Image
+
+    images = article_images(book, page)
+    assert images, f"{page} has no figures"
+    for img in images:
+        with Image.open((book / page).parent / img["src"]) as picture:
+            rgba = picture.convert("RGBA")
+        alpha = rgba.getchannel("A")
+        assert alpha.getextrema()[0] == 255, f"{page}: {img['src']} is partly transparent"
+        width, height = rgba.size
+        border = [rgba.getpixel((x, y))[:3] for x in range(0, width, 7) for y in (0, height - 1)]
+        border += [rgba.getpixel((x, y))[:3] for y in range(0, height, 7) for x in (0, width - 1)]
+        luminance = sum(0.299 * r + 0.587 * g + 0.114 * b for r, g, b in border) / len(border)
+        assert luminance > 200, f"{page}: {img['src']} has a dark background"
 
 
 class _Links(HTMLParser):
@@ -116,17 +190,29 @@ def test_internal_links_and_anchors_resolve(book):
     assert broken == []
 
 
-@pytest.mark.parametrize("page", toc_pages())
-def test_page_offers_its_notebook_as_ipynb(book, page):
-    """The download menu offers the chapter as a Jupyter notebook (executed, with
-    outputs), not only as its MyST source."""
-    import nbformat
-
+def offered_notebook(book, page):
+    """The path of the ``.ipynb`` that the page's download menu offers."""
     html_page = book / f"{page}.html"
     match = re.search(r'href="([^"]*_sources/[^"]*\.ipynb)"', html_page.read_text())
     assert match, f"{page} offers no .ipynb download"
-    notebook = nbformat.read(html_page.parent / match.group(1), as_version=4)
+    return (html_page.parent / match.group(1)).resolve()
+
+
+@pytest.mark.parametrize("page", chapter_pages() + exercise_pages())
+def test_page_offers_its_notebook_as_ipynb(book, page):
+    """The download menu offers the chapter or exercise as a Jupyter notebook, not only
+    as its MyST source."""
+    import nbformat
+
+    notebook = nbformat.read(offered_notebook(book, page), as_version=4)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert code and all(cell.get("outputs") is not None for cell in code)
     first = code[0].source.strip().splitlines()[0]
     assert first in page_source(page).read_text().replace("\\n", "\n").replace('\\"', '"')
+
+
+@pytest.mark.parametrize("page", exercise_pages())
+def test_exercise_page_offers_the_released_notebook_itself(book, page):
+    """What a learner downloads from an exercise page is the release, byte for byte:
+    unexecuted, with its YOUR CODE HERE cells, and never a solution."""
+    assert offered_notebook(book, page).read_bytes() == page_source(page).read_bytes()

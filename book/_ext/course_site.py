@@ -5,16 +5,27 @@
   in the test suite's browser.
 - An inline script registered twice by sphinx-thebe is emitted once; twice, the second
   copy redeclares a ``const`` and the browser logs an error on every page.
+- ``static/course_site.css`` lets the conventions page's table use the page's width, and
+  the algorithm boxes' formulas fit a phone's width.
 - Every chapter offers its notebook as ``.ipynb`` (executed, with its outputs) in the
   theme's download menu, not only the MyST source.
+- The launch buttons (Binder, Colab, JupyterHub) get the repository they open from the
+  build environment when ``_config.yml`` names none: the book is published from whatever
+  repository builds it. Colab can open only ``.ipynb`` files from GitHub, so pages written
+  as MyST markdown (the chapters) offer no Colab button.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 MATHJAX_SCRIPT = "mathjax/tex-mml-chtml.js"
+STYLESHEET = "course_site.css"
+#: The launch_buttons keys that each make a button.
+LAUNCH_PROVIDERS = ("binderhub_url", "colab_url", "jupyterhub_url")
 
 
 def mathjax_source() -> Path:
@@ -46,10 +57,54 @@ def copy_notebooks(app, exception) -> None:
         return
     for pagename in app.env.found_docs:
         notebook = executed_notebook(app, pagename)
-        if notebook.exists():
+        # A page written as .ipynb (an exercise) is offered as itself: Sphinx copies it.
+        if notebook.exists() and Path(app.env.doc2path(pagename)).suffix != ".ipynb":
             target = Path(app.outdir) / "_sources" / f"{pagename}.ipynb"
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(notebook, target)
+
+
+def launch_settings(theme_options: Mapping, environ: Mapping[str, str]) -> dict:
+    """The theme options that place the launch buttons, filled in from the environment.
+
+    An explicit ``repository.url`` in ``_config.yml`` wins. Otherwise the repository is
+    ``COURSE_REPOSITORY_URL``, or the one GitHub Actions builds (``GITHUB_SERVER_URL``
+    and ``GITHUB_REPOSITORY``), on the branch ``COURSE_REPOSITORY_BRANCH``, else
+    ``GITHUB_REF_NAME``, else ``main``. ``COURSE_JUPYTERHUB_URL`` sets the JupyterHub
+    button's hub. Returns the updated options (a new dict).
+    """
+    options = dict(theme_options)
+    if not options.get("repository_url"):
+        url = environ.get("COURSE_REPOSITORY_URL", "")
+        if not url and environ.get("GITHUB_REPOSITORY"):
+            server = environ.get("GITHUB_SERVER_URL", "https://github.com")
+            url = f"{server.rstrip('/')}/{environ['GITHUB_REPOSITORY']}"
+        options["repository_url"] = url.rstrip("/")
+        branch = environ.get("COURSE_REPOSITORY_BRANCH") or environ.get("GITHUB_REF_NAME")
+        if branch:
+            options["repository_branch"] = branch
+    options["repository_branch"] = options.get("repository_branch") or "main"
+    buttons = dict(options.get("launch_buttons") or {})
+    if environ.get("COURSE_JUPYTERHUB_URL"):
+        buttons["jupyterhub_url"] = environ["COURSE_JUPYTERHUB_URL"]
+    if not options["repository_url"]:
+        # Nothing to launch from: no buttons (the theme would fail to build their links).
+        buttons = {k: v for k, v in buttons.items() if k not in LAUNCH_PROVIDERS}
+    options["launch_buttons"] = buttons
+    return options
+
+
+def place_launch_buttons(app, config) -> None:
+    config.html_theme_options = launch_settings(config.html_theme_options, os.environ)
+
+
+def drop_colab_for_text_notebooks(app, pagename, templatename, context, doctree) -> None:
+    """Colab opens a GitHub file as notebook JSON: a MyST page's source is not one."""
+    if context.get("page_source_suffix") == ".ipynb":
+        return
+    for group in context.get("header_buttons", []):
+        if group.get("label") == "launch-buttons":
+            group["buttons"] = [b for b in group["buttons"] if b.get("text") != "Colab"]
 
 
 def drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> None:
@@ -67,10 +122,22 @@ def drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> Non
     scripts[:] = unique
 
 
+def copy_stylesheet(app, exception) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    shutil.copyfile(Path(__file__).parent / "static" / STYLESHEET,
+                    Path(app.outdir) / "_static" / STYLESHEET)
+
+
 def setup(app):
+    app.connect("config-inited", place_launch_buttons)
+    app.connect("build-finished", copy_stylesheet)
+    app.add_css_file(STYLESHEET)
     app.connect("build-finished", copy_mathjax)
     app.connect("build-finished", copy_notebooks)
     app.connect("html-page-context", offer_notebook, priority=100)
     # Early: a later handler may return a template name, which ends the event.
     app.connect("html-page-context", drop_duplicate_scripts, priority=100)
+    # After the theme has made its launch buttons (priority 501).
+    app.connect("html-page-context", drop_colab_for_text_notebooks, priority=502)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
