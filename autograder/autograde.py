@@ -120,6 +120,7 @@ class IsolatedExecute(NbGraderPreprocessor):
                     cell["outputs"] = nbformat.from_dict(outputs)
                     cell["execution_count"] = None
             self.log.info("%s: results taken from the cache", info["student"])
+            resources.setdefault("autograder", {})["cached"] = True
             return nb, resources
         workdir = resources.get("metadata", {}).get("path") or None
         judge = Judge(tests, timeout=self.timeout, probe_timeout=self.probe_timeout, limits=self.limits(),

@@ -1,0 +1,387 @@
+"""Grade a whole class, in parallel, resumably, into nbgrader's gradebook.
+
+    python -m autograder.batch ASSIGNMENT [--zip FILE ...] [--workers N]
+
+Run it from the course folder (where ``nbgrader_config.py`` and ``gradebook.db`` are),
+after ``nbgrader generate_assignment ASSIGNMENT``. It
+
+1. collects the LMS downloads given with ``--zip`` (zip files, or notebooks named
+   ``<student>_..._<notebook>.ipynb``) into ``submitted/`` with ``nbgrader zip_collect``,
+   and grades everything in ``submitted/<student>/ASSIGNMENT/``;
+2. grades the submissions on ``--workers`` cores at once, each in its own sandbox, the
+   way ``nbgrader autograde`` does (the same sanitizing steps, then
+   :class:`autograder.autograde.IsolatedExecute`), keeping every result in
+   ``.autograder-cache/`` as soon as it is known;
+3. records the grades with ``nbgrader autograde ASSIGNMENT --force``, which takes every
+   result from that cache, so the gradebook, ``autograded/`` and later
+   ``generate_feedback`` and ``export`` are nbgrader's own;
+4. writes ``results/ASSIGNMENT/``: ``grades.csv`` (a row per learner, a column per test
+   cell), a Gradescope-style ``<student>/results.json`` each, and ``checks.csv``, how
+   many learners failed each check, most failed first.
+
+Killed part-way, it starts again where it stopped: finished submissions are found in the
+cache and not graded twice, and the gradebook keys each grade by learner and cell, so
+none is lost or counted twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import ctypes
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+from .runner import REPORT_MIMETYPE
+
+_SLOT = 0
+
+
+@dataclasses.dataclass
+class Outcome:
+    """One submission's notebook, graded: a score and reports per test cell, or why not."""
+
+    student: str
+    notebook: str
+    scores: dict[str, float] = dataclasses.field(default_factory=dict)
+    points: dict[str, float] = dataclasses.field(default_factory=dict)
+    reports: dict[str, list[dict]] = dataclasses.field(default_factory=dict)
+    error: str = ""
+    cached: bool = False
+    seconds: float = 0.0
+
+
+def course_config(root: Path):
+    from traitlets.config.loader import PyFileConfigLoader
+
+    return PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+
+
+def coursedir(root: Path, config):
+    from nbgrader.coursedir import CourseDirectory
+
+    directory = CourseDirectory(config=config)
+    directory.root = str(root)
+    return directory
+
+
+def _init_worker(slots) -> None:
+    global _SLOT
+    _SLOT = slots.get()
+    # A worker never outlives the command (nor do its sandboxes, which die with it).
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def grade_one(root: str, assignment: str, student: str, path: str, probe_timeout=None, timeout=None) -> Outcome:
+    """Sanitize and grade one notebook as ``nbgrader autograde`` would, filling the cache."""
+    import nbformat
+    from nbgrader.converters import Autograde
+
+    from .autograde import IsolatedExecute
+
+    start = time.monotonic()
+    root = Path(root)
+    config = course_config(root)
+    if probe_timeout is not None:
+        config.IsolatedExecute.probe_timeout = probe_timeout
+    if timeout is not None:
+        config.IsolatedExecute.timeout = timeout
+    config.IsolatedExecute.slot = _SLOT
+    notebook_id = Path(path).stem
+    outcome = Outcome(student, notebook_id)
+    resources = {"nbgrader": {"notebook": notebook_id, "assignment": assignment, "student": student,
+                              "db_url": coursedir(root, config).db_url},
+                 "metadata": {"path": str(Path(path).parent)}}
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        try:
+            notebook = nbformat.read(path, as_version=nbformat.NO_CONVERT)
+            if notebook.get("nbformat") != 4:
+                notebook = nbformat.convert(notebook, 4)
+        except Exception as error:  # unreadable in every way nbformat knows
+            outcome.error = f"not a notebook nbgrader can read: {type(error).__name__}: {str(error)[:200]}"
+            return outcome
+        steps = config.Autograde.get("sanitize_preprocessors") or Autograde.class_traits()["sanitize_preprocessors"].default()
+        try:
+            for step in steps:
+                notebook, resources = step(config=config).preprocess(notebook, resources)
+            notebook, resources = IsolatedExecute(config=config).preprocess(notebook, resources)
+        except Exception as error:  # nbgrader refuses the notebook (invalid metadata, say)
+            outcome.error = f"nbgrader cannot grade it: {type(error).__name__}: {str(error)[:200]}"
+            return outcome
+        outcome.cached = resources.get("autograder", {}).get("cached", False)
+    finally:
+        os.chdir(cwd)
+    from .notebook import grade_id, is_test_cell
+
+    for cell in notebook.cells:
+        if not is_test_cell(cell):
+            continue
+        key = grade_id(cell)
+        outcome.points[key] = float(cell.metadata.nbgrader.get("points", 0))
+        score = 0.0
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if REPORT_MIMETYPE in data:
+                outcome.reports.setdefault(key, []).append(data[REPORT_MIMETYPE])
+            if output.get("output_type") == "execute_result":
+                try:
+                    score = float(data.get("text/plain", "0"))
+                except ValueError:
+                    score = 0.0
+        outcome.scores[key] = score
+    outcome.seconds = time.monotonic() - start
+    return outcome
+
+
+def submissions(root: Path, config, assignment: str) -> list[tuple[str, Path]]:
+    """(student, notebook) for every notebook in ``submitted/<student>/<assignment>/``."""
+    directory = coursedir(root, config)
+    base = root / directory.submitted_directory
+    found = []
+    for student in sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []:
+        folder = student / assignment
+        for notebook in sorted(folder.glob("*.ipynb")) if folder.is_dir() else []:
+            found.append((student.name, notebook))
+    return found
+
+
+class Progress:
+    """A progress bar on stderr (a line per update when stderr is not a terminal)."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self.start = total, 0, time.monotonic()
+        self.tty = sys.stderr.isatty()
+
+    def update(self, note: str) -> None:
+        self.done += 1
+        elapsed = time.monotonic() - self.start
+        left = elapsed / self.done * (self.total - self.done) if self.done else 0
+        width = 30
+        filled = int(width * self.done / max(self.total, 1))
+        bar = "#" * filled + "." * (width - filled)
+        line = (f"[{bar}] {self.done}/{self.total}  {elapsed:4.0f} s elapsed, ~{left:.0f} s left  {note}")
+        if self.tty:
+            sys.stderr.write("\r" + line[:150].ljust(150))
+            if self.done == self.total:
+                sys.stderr.write("\n")
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+
+def collect_zips(root: Path, assignment: str, zips: list[Path]) -> None:
+    archive = root / "downloaded" / assignment / "archive"
+    archive.mkdir(parents=True, exist_ok=True)
+    for item in zips:
+        shutil.copy(item, archive / item.name)
+    nbgrader(root, ["zip_collect", assignment, "--force"])
+
+
+def nbgrader(root: Path, args: list[str], extra: list[str] = ()) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "nbgrader", *args, *extra]
+    environ = dict(os.environ)
+    environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), environ.get("PATH", "")])
+    result = subprocess.run(command, cwd=root, env=environ, capture_output=True, text=True)
+    log = root / "results" / "nbgrader.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a") as handle:
+        handle.write(f"$ nbgrader {' '.join(args)}\n{result.stdout}{result.stderr}\n")
+    return result
+
+
+def gradebook_scores(root: Path, config, assignment: str) -> dict[str, dict[str, float | None]]:
+    """Every student's autograded score per test cell, as the gradebook has it."""
+    from nbgrader.api import Gradebook
+
+    scores = {}
+    with Gradebook(coursedir(root, config).db_url) as gradebook:
+        for submission in gradebook.assignment_submissions(assignment):
+            for notebook in submission.notebooks:
+                for grade in notebook.grades:
+                    if grade.cell_type == "code":
+                        scores.setdefault(submission.student.id, {})[grade.name] = grade.score
+    return scores
+
+
+def atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
+        handle.write(text)
+    os.replace(handle.name, path)
+
+
+def results_json(outcome: Outcome) -> dict:
+    """A Gradescope-style result: the total, and a test per test cell with its report."""
+    from .runner import report_from_output
+
+    tests = []
+    for key, points in outcome.points.items():
+        text = "\n\n".join(report_from_output(r).as_text() for r in outcome.reports.get(key, []))
+        tests.append({"name": key, "score": outcome.scores.get(key, 0.0), "max_score": points,
+                      "output": text or "no report: the checks did not run (see the notebook's feedback)"})
+    return {"score": round(sum(outcome.scores.values()), 4), "execution_time": round(outcome.seconds, 2),
+            "output": outcome.error, "tests": tests}
+
+
+def check_summary(outcomes: list[Outcome]) -> list[dict]:
+    """For each check, how many learners' submissions failed it (in any of its cases)."""
+    from .runner import report_from_output
+
+    table: dict[tuple[str, str], set[str]] = {}
+    for outcome in outcomes:
+        for key, reports in outcome.reports.items():
+            for data in reports:
+                report = report_from_output(data)
+                for check in report.checks:
+                    failed = table.setdefault((report.part, check.title), set())
+                    if check.status == "failed":
+                        failed.add(outcome.student)
+    learners = len({o.student for o in outcomes}) or 1
+    rows = [{"part": part, "check": title, "failed": len(failed), "learners": learners,
+             "share": round(len(failed) / learners, 3)} for (part, title), failed in table.items()]
+    return sorted(rows, key=lambda r: (-r["failed"], r["part"], r["check"]))
+
+
+def write_results(root: Path, assignment: str, outcomes: list[Outcome], recorded: dict) -> Path:
+    folder = root / "results" / assignment
+    cells = sorted({key for o in outcomes for key in o.points})
+    lines = [["student", "notebook", "total", "max_score", *cells, "problem"]]
+    for outcome in sorted(outcomes, key=lambda o: o.student):
+        scores = recorded.get(outcome.student, {})
+        row = [scores.get(k, outcome.scores.get(k)) for k in cells]
+        total = sum(v or 0.0 for v in row)
+        lines.append([outcome.student, outcome.notebook, round(total, 4), sum(outcome.points.values()),
+                      *["" if v is None else v for v in row], outcome.error])
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, newline="", suffix=".tmp") as handle:
+        csv.writer(handle).writerows(lines)
+    os.replace(handle.name, folder / "grades.csv")
+    summary = check_summary(outcomes)
+    with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, newline="", suffix=".tmp") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["part", "check", "failed", "learners", "share"])
+        writer.writeheader()
+        writer.writerows(summary)
+    os.replace(handle.name, folder / "checks.csv")
+    return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autograder.batch", description=__doc__.split("\n\n")[0])
+    parser.add_argument("assignment")
+    parser.add_argument("--zip", type=Path, action="append", default=[], metavar="FILE",
+                        help="an LMS download (a zip, or a notebook named <student>_..._<notebook>.ipynb)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="submissions graded at once")
+    parser.add_argument("--probe-timeout", type=int, help="override IsolatedExecute.probe_timeout (seconds)")
+    parser.add_argument("--timeout", type=int, help="override IsolatedExecute.timeout (seconds)")
+    args = parser.parse_args(argv)
+    root = Path.cwd()
+    if not (root / "nbgrader_config.py").exists():
+        print("error: run this from the course folder (where nbgrader_config.py is)", file=sys.stderr)
+        return 2
+    from .sandbox import SandboxUnavailable, check_available
+
+    try:
+        check_available()
+    except SandboxUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    config = course_config(root)
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(coursedir(root, config).db_url) as gradebook:
+        try:
+            gradebook.find_assignment(args.assignment)
+        except MissingEntry:
+            print(f"error: {args.assignment} is not in the gradebook: run "
+                  f"`nbgrader generate_assignment {args.assignment}` first", file=sys.stderr)
+            return 2
+    if args.zip:
+        collect_zips(root, args.assignment, args.zip)
+    work = submissions(root, config, args.assignment)
+    if not work:
+        print(f"error: nothing to grade in submitted/*/{args.assignment}/", file=sys.stderr)
+        return 2
+    print(f"Grading {len(work)} submission(s) of {args.assignment} on {args.workers} worker(s)", file=sys.stderr)
+    outcomes = grade_all(root, args, work)
+    cached = sum(o.cached for o in outcomes)
+    result = nbgrader(root, ["autograde", args.assignment, "--force"],
+                      [f"--IsolatedExecute.{k}={v}" for k, v in
+                       (("probe_timeout", args.probe_timeout), ("timeout", args.timeout)) if v is not None])
+    recorded = gradebook_scores(root, config, args.assignment)
+    folder = write_results(root, args.assignment, outcomes, recorded)
+    for outcome in outcomes:
+        if outcome.points or outcome.error:
+            atomic_write(folder / outcome.student / "results.json", json.dumps(results_json(outcome), indent=2))
+    missing = [o.student for o in outcomes if not o.error and o.student not in recorded]
+    print(f"Done: {len(outcomes)} graded ({cached} from earlier runs), results in {folder.relative_to(root)}/",
+          file=sys.stderr)
+    for row in check_summary(outcomes)[:5]:
+        if row["failed"]:
+            print(f"  {row['failed']}/{row['learners']} failed {row['part']}: {row['check']}", file=sys.stderr)
+    for outcome in outcomes:
+        if outcome.error:
+            print(f"  {outcome.student}: {outcome.error}", file=sys.stderr)
+    if missing:
+        print(f"warning: nbgrader recorded no grade for {', '.join(missing)}; see results/nbgrader.log",
+              file=sys.stderr)
+    return 0 if result.returncode == 0 and not missing else 1
+
+
+def grade_all(root: Path, args, work: list[tuple[str, Path]]) -> list[Outcome]:
+    import multiprocessing
+
+    progress = Progress(len(work))
+    outcomes: list[Outcome] = []
+    pending = list(work)
+    context = multiprocessing.get_context("spawn")
+    attempts = 0
+    while pending and attempts < 3:
+        attempts += 1
+        slots = context.Manager().Queue()
+        for slot in range(args.workers):
+            slots.put(slot)
+        try:
+            with ProcessPoolExecutor(args.workers, mp_context=context, initializer=_init_worker,
+                                     initargs=(slots,)) as pool:
+                futures = {pool.submit(grade_one, str(root), args.assignment, student, str(path),
+                                       args.probe_timeout, args.timeout): (student, path)
+                           for student, path in pending}
+                for future in as_completed(futures):
+                    student, path = futures[future]
+                    try:
+                        outcome = future.result()
+                    except BrokenProcessPool:
+                        raise
+                    except Exception as error:  # a fault of the grader on this one submission
+                        outcome = Outcome(student, path.stem, error=f"the grader failed: {error}")
+                    outcomes.append(outcome)
+                    pending.remove((student, path))
+                    total = sum(outcome.scores.values())
+                    progress.update(f"{student}: {outcome.error or f'{total:g}/{sum(outcome.points.values()):g}'}")
+        except BrokenProcessPool:
+            continue  # a worker died (not a submission's code: that runs in sandboxes); go on
+    outcomes += [Outcome(student, path.stem, error="the grader's worker died on it three times")
+                 for student, path in pending]
+    return outcomes
+
+
+if __name__ == "__main__":
+    sys.exit(main())
