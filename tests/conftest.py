@@ -44,15 +44,38 @@ def root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def book():
+def book(tmp_path_factory, worker_id):
     """The built site, built exactly as `python3 tasks.py book` builds it (cached
-    execution, so quick when the book is up to date). Tests that use it belong to the
-    xdist group "book", so one worker builds it."""
-    import tasks
+    execution, so quick when the book is up to date).
 
-    result = run(tasks.BOOK_BUILD, cwd=ROOT, timeout=1500, check=False)
-    assert result.returncode == 0, (
-        "the book build failed (warnings are errors):\n" + result.stdout[-6000:] + result.stderr[-6000:]
+    It is built once per test run, however many xdist workers ask for it: the first
+    builds it under a lock and records the outcome, the others wait and read that
+    record. A second build would rewrite the site's files (the executed notebooks in
+    _sources/ among them) while another worker's tests read them. The xdist group
+    "book" does not prevent that: pytest 9 ignores the node ids xdist 3.8 rewrites to
+    group tests, so grouped tests still spread over the workers.
+    """
+    import json
+
+    import tasks
+    from filelock import FileLock
+
+    def build() -> dict:
+        result = run(tasks.BOOK_BUILD, cwd=ROOT, timeout=1500, check=False)
+        return {"returncode": result.returncode,
+                "log": result.stdout[-6000:] + result.stderr[-6000:]}
+
+    if worker_id == "master":  # no xdist: this process is the whole run
+        outcome = build()
+    else:
+        shared = tmp_path_factory.getbasetemp().parent  # one folder for all workers of a run
+        record = shared / "book-build.json"
+        with FileLock(str(shared / "book-build.lock")):
+            if not record.exists():
+                record.write_text(json.dumps(build()))
+        outcome = json.loads(record.read_text())
+    assert outcome["returncode"] == 0, (
+        "the book build failed (warnings are errors):\n" + outcome["log"]
     )
     return tasks.HTML
 
