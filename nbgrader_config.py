@@ -9,9 +9,19 @@ nbgrader's Execute, runs the learner's cells in a sandbox (bubblewrap) and grade
 test cell outside it, from the gradebook's copy.
 """
 
-from autograder.autograde import IsolatedExecute
+from autograder.autograde import GradebookMetadata, IsolatedExecute
 from nbconvert.preprocessors import ClearMetadataPreprocessor
-from nbgrader.preprocessors import AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades
+from nbgrader.preprocessors import (
+    AssignLatePenalties,
+    CheckCellMetadata,
+    ClearOutput,
+    DeduplicateIds,
+    IgnorePattern,
+    LimitOutput,
+    OverwriteCells,
+    OverwriteKernelspec,
+    SaveAutoGrades,
+)
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 
@@ -19,12 +29,15 @@ c.CourseDirectory.course_id = "gd2adam"
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "exercises"
 
+# A submission's nbgrader metadata is replaced by the gradebook's before nbgrader reads it
+# (a learner's edited schema_version, say, would otherwise stop autograde for the class).
+c.Autograde.sanitize_preprocessors = [
+    ClearOutput, GradebookMetadata, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata,
+]
 c.Autograde.autograde_preprocessors = [
     IsolatedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
     AssignLatePenalties, CheckCellMetadata,
 ]
-# A deleted test cell comes back from the gradebook (and is graded) rather than being lost.
-c.OverwriteCells.add_missing_cells = True
 # A cell of the submission may run this long; one observation of a check (a few hundred
 # optimizer steps) this long. Both allow well over what a slow machine needs, and stop a
 # submission that hangs. Results are cached in .autograder-cache/, so an interrupted run

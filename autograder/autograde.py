@@ -1,5 +1,6 @@
 """nbgrader's autograde, with the learner's code in a sandbox: the :class:`IsolatedExecute`
-preprocessor.
+preprocessor, and :class:`GradebookMetadata`, which keeps a submission's nbgrader metadata
+from derailing nbgrader itself.
 
 ``nbgrader_config.py`` puts it in place of nbgrader's ``Execute`` in
 ``c.Autograde.autograde_preprocessors``. Where ``Execute`` runs the whole notebook in one
@@ -10,7 +11,9 @@ submitted one. Its outputs have the shape ``Execute``'s would, so everything aft
 nbgrader's pipeline (``SaveAutoGrades``, feedback, export) works unchanged.
 
 A cell of the submission that claims nbgrader metadata the gradebook does not know (a
-test cell a learner made up, say) loses that metadata, so it can earn nothing.
+test cell a learner made up, say) loses that metadata, so it can earn nothing; a test cell
+the submission lacks (deleted, or renamed) is added at its end from the gradebook and
+graded there, after everything the learner defined.
 
 Results are kept in a cache (``cache_directory``), keyed by everything that decides
 them: the grader's code, the gradebook's test cells, the limits and the submission's
@@ -71,6 +74,64 @@ def cache_key(tests: dict[str, TrustedTest], notebook, settings: dict) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+class GradebookMetadata(NbGraderPreprocessor):
+    """Give every cell of a submission the nbgrader metadata the gradebook has for it.
+
+    nbgrader trusts the metadata it is handed more than it should: a cell whose
+    ``schema_version`` a learner changed stops ``nbgrader autograde`` for every learner
+    after them, and a duplicated, renamed or made-up test cell makes that learner's
+    notebook fail to validate, so it gets no grade at all. First in
+    ``c.Autograde.sanitize_preprocessors`` (before ``OverwriteCells`` restores the cells'
+    sources from the gradebook), this step rebuilds the metadata of each cell the
+    gradebook knows, once, from the gradebook alone, and removes it from every other cell.
+    """
+
+    def preprocess(self, nb, resources):
+        from nbgrader.api import Gradebook
+
+        from .notebook import grade_id
+
+        info = resources["nbgrader"]
+        with Gradebook(info["db_url"]) as gradebook:
+            source = gradebook.find_notebook(info["notebook"], info["assignment"])
+            graded = {cell.name: float(cell.max_score) for cell in source.grade_cells}
+            tasks = {cell.name: float(cell.max_score) for cell in source.task_cells}
+            solutions = {cell.name for cell in source.solution_cells}
+            known = {cell.name: cell for cell in source.source_cells}
+            seen = set()
+            for cell in nb.cells:
+                key = grade_id(cell)
+                if "nbgrader" not in cell.get("metadata", {}):
+                    continue
+                if key not in known or key in seen:
+                    del cell.metadata["nbgrader"]
+                    continue
+                seen.add(key)
+                meta = {"grade": key in graded, "grade_id": key, "locked": bool(known[key].locked),
+                        "schema_version": 3, "solution": key in solutions, "task": key in tasks,
+                        "checksum": known[key].checksum}
+                if key in graded or key in tasks:
+                    meta["points"] = graded.get(key, tasks.get(key))
+                cell.metadata["nbgrader"] = meta
+        return nb, resources
+
+
+def restore_missing_tests(notebook, tests: dict[str, TrustedTest]) -> list[str]:
+    """Append each test cell of ``tests`` that ``notebook`` lacks (from the gradebook)."""
+    from .notebook import grade_id
+
+    present = {grade_id(cell) for cell in notebook.cells}
+    notes = []
+    for key, test in tests.items():
+        if key not in present:
+            cell = nbformat.v4.new_code_cell(test.source)
+            cell.metadata["nbgrader"] = {"grade": True, "grade_id": key, "locked": True, "points": test.points,
+                                         "schema_version": 3, "solution": False, "task": False}
+            notebook.cells.append(cell)
+            notes.append(f"test cell {key} was missing; it was restored from the gradebook")
+    return notes
+
+
 def forget_unknown_metadata(notebook, known: set[str]) -> list[str]:
     """Strip nbgrader metadata the gradebook does not know from the notebook's cells."""
     from .notebook import grade_id
@@ -78,9 +139,10 @@ def forget_unknown_metadata(notebook, known: set[str]) -> list[str]:
     notes = []
     for cell in notebook.cells:
         meta = cell.get("metadata", {}).get("nbgrader")
-        if meta and (meta.get("grade") or meta.get("solution") or meta.get("locked")) \
-                and grade_id(cell) not in known:
-            notes.append(f"a cell claimed nbgrader metadata ({grade_id(cell)}) the gradebook does not know; ignored")
+        if meta is not None and grade_id(cell) not in known:
+            if meta.get("grade") or meta.get("solution") or meta.get("locked"):
+                notes.append(f"a cell claimed nbgrader metadata ({grade_id(cell)}) the gradebook does not know; "
+                             "ignored")
             del cell.metadata["nbgrader"]
     return notes
 
@@ -110,7 +172,7 @@ class IsolatedExecute(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         info = resources["nbgrader"]
         tests, known = gradebook_tests(info["db_url"], info["notebook"], info["assignment"])
-        for note in forget_unknown_metadata(nb, known):
+        for note in forget_unknown_metadata(nb, known) + restore_missing_tests(nb, tests):
             self.log.warning("%s: %s", info["student"], note)
         key = cache_key(tests, nb, self.settings())
         cached = self._cached(key)

@@ -135,7 +135,7 @@ def grade_one(root: str, assignment: str, student: str, path: str, probe_timeout
         if not is_test_cell(cell):
             continue
         key = grade_id(cell)
-        outcome.points[key] = float(cell.metadata.nbgrader.get("points", 0))
+        outcome.points[key] = float(cell.get("metadata", {}).get("nbgrader", {}).get("points", 0))
         score = 0.0
         for output in cell.get("outputs", []):
             data = output.get("data", {})

@@ -18,12 +18,16 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import itertools
 from collections.abc import Mapping
 
 from . import probe, wire
 from .feedback import SubmissionError
 from .runner import GraderError, run_checks
 from .sandbox import Limits, Sandbox, SandboxFailure
+
+#: Numbers the sandboxes this process starts, so that each runs as a user of its own.
+_serials = itertools.count()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,8 +115,9 @@ def stream(text: str, name: str = "stdout") -> dict:
 class Remote(probe.Submission):
     """The learner's object ``name``, living in the judge's sandbox: probes run there.
 
-    Once a probe runs past its time or ends the sandbox, the other probes of the same
-    ``grade`` call fail at once with the same reason, rather than each waiting as long.
+    Once a probe runs past its time, ends the sandbox or leaves processes behind, the
+    other probes of the same ``grade`` call fail at once with the same reason: one
+    ``grade`` call costs at most one fresh sandbox, and the parts after it are graded.
     """
 
     def __init__(self, judge: "Judge", name: str):
@@ -132,6 +137,9 @@ class Remote(probe.Submission):
             raise SubmissionError(self.failure) from None
         if answer.get("op") != "result" or not isinstance(answer.get("ok"), bool):
             raise SubmissionError(f"checking {self.name}: the learner's process answered nonsense")
+        if answer.get("processes"):
+            self.failure = (f"{self.name} left processes running when it returned (it forks, or starts "
+                            "programs); the sandbox was started afresh")
         if not answer["ok"]:
             raise probe.rebuild_error(answer.get("error"))
         try:
@@ -147,7 +155,7 @@ class Judge:
     ``timeout`` bounds each cell, ``probe_timeout`` each observation of a check.
     """
 
-    max_restarts = 4
+    max_restarts = 8
 
     def __init__(self, tests: Mapping[str, TrustedTest], *, timeout: float = 120, probe_timeout: float = 60,
                  limits: Limits = Limits(), slot: int = 0, workdir=None):
@@ -163,7 +171,9 @@ class Judge:
     # --- the sandbox ---------------------------------------------------------------
 
     def _start(self) -> None:
-        self.sandbox = Sandbox(limits=self.limits, slot=self.slot, workdir=self.workdir)
+        # Each sandbox runs as a user of its own: processes of the last one, still dying,
+        # do not count against the next one's process limit.
+        self.sandbox = Sandbox(limits=self.limits, slot=self.slot, workdir=self.workdir, serial=next(_serials))
         self.sandbox.start()
         self.dirty = False
 

@@ -89,8 +89,18 @@ def _mounts() -> list[str]:
     return [str(p) for p in result]
 
 
-def command(limits: Limits, slot: int, workdir: Path | None, environ: dict[str, str]) -> list[str]:
-    """The ``bwrap`` command line that starts the worker."""
+#: Sandboxes run as users UID_BASE + 64·slot + serial % 64 (when started by root).
+UID_BASE = 61000
+
+
+def sandbox_uid(slot: int, serial: int = 0) -> int:
+    """The user a sandbox runs as: one per parallel grader (``slot``), and a new one for
+    each fresh start, so that no two sandboxes share a process limit."""
+    return UID_BASE + 64 * slot + serial % 64
+
+
+def command(limits: Limits, uid: int, workdir: Path | None, environ: dict[str, str]) -> list[str]:
+    """The ``bwrap`` command line that starts the worker (as ``uid``, when run by root)."""
     bwrap = bwrap_path()
     if bwrap is None:
         raise SandboxUnavailable(
@@ -123,7 +133,7 @@ def command(limits: Limits, slot: int, workdir: Path | None, environ: dict[str, 
     for key, value in environ.items():
         args += ["--setenv", key, value]
     args += ["--chdir", "/tmp", "--", str(Path(sys.prefix) / "bin" / "python"), "-I", "-m", "autograder.worker",
-             json.dumps({"slot": slot, "limits": dataclasses.asdict(limits), "privileged": privileged})]
+             json.dumps({"uid": uid, "limits": dataclasses.asdict(limits), "privileged": privileged})]
     return args
 
 
@@ -168,13 +178,15 @@ class Sandbox:
     """One running worker. :meth:`request` sends a message and waits for the answer."""
 
     def __init__(self, *, limits: Limits = Limits(), slot: int = 0, workdir: Path | None = None,
-                 threads: int = 1):
+                 threads: int = 1, serial: int = 0):
         self.limits, self.slot, self.workdir, self.threads = limits, slot, workdir, threads
+        self.uid = sandbox_uid(slot, serial)
         self.process: subprocess.Popen | None = None
         self.pid: int | None = None
+        self.seq = 0
 
     def start(self) -> None:
-        args = command(self.limits, self.slot, self.workdir, sandbox_environ(self.threads))
+        args = command(self.limits, self.uid, self.workdir, sandbox_environ(self.threads))
         self.process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, start_new_session=True)
         for stream in (self.process.stdout, self.process.stderr):
@@ -196,13 +208,20 @@ class Sandbox:
         sandbox is then closed."""
         if not self.alive:
             raise SandboxFailure("the sandbox had already stopped")
+        # Every answer must carry its request's number: a stray or forged message, or an
+        # answer that comes late, can never be taken for the answer to another request.
+        self.seq += 1
         try:
-            write_message(self.process.stdin.fileno(), message)
+            write_message(self.process.stdin.fileno(), dict(message, seq=self.seq))
         except (BrokenPipeError, OSError):
             reason = self._death()
             self.close()
             raise SandboxFailure(reason) from None
-        return self._receive(timeout)
+        answer = self._receive(timeout)
+        if not isinstance(answer, dict) or answer.get("seq") != self.seq:
+            self.close()
+            raise SandboxFailure("it broke the grader's protocol (an answer that was not to this request)")
+        return answer
 
     def _receive(self, timeout: float, starting: bool = False):
         deadline = time.monotonic() + timeout

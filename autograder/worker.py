@@ -39,7 +39,6 @@ from autograder.sandbox import HEADER, read_exactly, write_message
 TEXT_LIMIT = 64 * 1024
 FIGURE_LIMIT = 1024 * 1024
 FIGURES_PER_CELL = 5
-UID_BASE = 61000
 
 
 class Capped(io.TextIOBase):
@@ -74,7 +73,7 @@ def _cap(text: str, limit: int = TEXT_LIMIT) -> str:
 def harden(config: dict) -> None:
     """Become unprivileged and set the limits; nothing after this can undo either."""
     if config.get("privileged") and os.getuid() == 0:
-        uid = UID_BASE + int(config.get("slot", 0))
+        uid = int(config["uid"])
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
@@ -238,6 +237,7 @@ def serve(requests: int, answers: int) -> None:
             answer = {"op": "error", "message": f"unknown request {op!r}"}
         answer["processes"] = processes_left()
         answer["pid"] = os.getpid()
+        answer["seq"] = message.get("seq") if isinstance(message, dict) else None
         write_message(answers, answer)
 
 

@@ -43,37 +43,53 @@ def root() -> Path:
     return ROOT
 
 
-@pytest.fixture(scope="session")
-def book(tmp_path_factory, worker_id):
-    """The built site, built exactly as `python3 tasks.py book` builds it (cached
-    execution, so quick when the book is up to date).
+def once(tmp_path_factory, worker_id: str, name: str, build):
+    """``build(folder)`` run once per test run, however many xdist workers ask for it:
+    each of them gets ``(folder, result)``, with ``result`` what ``build`` returned (JSON-
+    ready). ``folder`` is shared by all workers, so what ``build`` writes there can be
+    read by every test.
 
-    It is built once per test run, however many xdist workers ask for it: the first
-    builds it under a lock and records the outcome, the others wait and read that
-    record. A second build would rewrite the site's files (the executed notebooks in
-    _sources/ among them) while another worker's tests read them. The xdist group
-    "book" does not prevent that: pytest 9 ignores the node ids xdist 3.8 rewrites to
-    group tests, so grouped tests still spread over the workers.
+    The first worker to ask builds under a lock and records the result; the others wait
+    and read the record. (xdist groups do not keep such tests on one worker: pytest 9
+    ignores the node ids xdist 3.8 rewrites to group tests.)
     """
     import json
 
-    import tasks
     from filelock import FileLock
 
-    def build() -> dict:
+    base = tmp_path_factory.getbasetemp()
+    shared = base if worker_id == "master" else base.parent  # one folder for all workers of a run
+    folder, record = shared / name, shared / f"{name}.json"
+    with FileLock(str(shared / f"{name}.lock")):
+        if not record.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                result = {"ok": build(folder)}
+            except Exception:  # recorded, so that every test that needs it fails at once
+                import traceback
+
+                result = {"error": traceback.format_exc()[-8000:]}
+            record.write_text(json.dumps(result))
+    result = json.loads(record.read_text())
+    if "error" in result:
+        pytest.fail(f"building {name} failed:\n{result['error']}", pytrace=False)
+    return folder, result["ok"]
+
+
+@pytest.fixture(scope="session")
+def book(tmp_path_factory, worker_id):
+    """The built site, built exactly as `python3 tasks.py book` builds it (cached
+    execution, so quick when the book is up to date), once per test run: a second build
+    would rewrite the site's files (the executed notebooks in _sources/ among them)
+    while another worker's tests read them."""
+    import tasks
+
+    def build(folder) -> dict:
         result = run(tasks.BOOK_BUILD, cwd=ROOT, timeout=1500, check=False)
         return {"returncode": result.returncode,
                 "log": result.stdout[-6000:] + result.stderr[-6000:]}
 
-    if worker_id == "master":  # no xdist: this process is the whole run
-        outcome = build()
-    else:
-        shared = tmp_path_factory.getbasetemp().parent  # one folder for all workers of a run
-        record = shared / "book-build.json"
-        with FileLock(str(shared / "book-build.lock")):
-            if not record.exists():
-                record.write_text(json.dumps(build()))
-        outcome = json.loads(record.read_text())
+    _, outcome = once(tmp_path_factory, worker_id, "book-build", build)
     assert outcome["returncode"] == 0, (
         "the book build failed (warnings are errors):\n" + outcome["log"]
     )

@@ -16,7 +16,7 @@ import pytest
 from conftest import ROOT, chapter_pages, toc_pages
 from test_assignments import SOURCES, leaked, secret_blocks
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("book")]
+pytestmark = pytest.mark.slow
 
 
 class _Text(HTMLParser):

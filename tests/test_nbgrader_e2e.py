@@ -13,7 +13,7 @@ import shutil
 
 import pytest
 
-from conftest import ROOT, run
+from conftest import ROOT, once, run
 from submissions import SUBMISSIONS, mentions, source_notebook
 
 pytestmark = pytest.mark.slow
@@ -23,15 +23,19 @@ def student_id(submission) -> str:
     return f"{submission.assignment[:2]}-{submission.name}"
 
 
-_COURSES: dict = {}
+@pytest.fixture
+def graded_course(tmp_path_factory, worker_id):
+    """A course folder where every submission to an assignment has been collected,
+    autograded and given feedback, and the grades exported (once per assignment and run)."""
+    def course_for(assignment):
+        course, _ = once(tmp_path_factory, worker_id, f"course-{assignment}",
+                         lambda folder: grade_class(assignment, folder))
+        return course
+
+    return course_for
 
 
-def graded_course(assignment, tmp_path_factory):
-    """A course folder where every submission to ``assignment`` has been collected,
-    autograded and given feedback, and the grades exported (built once per assignment)."""
-    if assignment in _COURSES:
-        return _COURSES[assignment]
-    course = tmp_path_factory.mktemp(assignment)
+def grade_class(assignment, course):
     shutil.copy(ROOT / "nbgrader_config.py", course)
     shutil.copytree(ROOT / "solutions" / assignment, course / "solutions" / assignment)
     run(["nbgrader", "generate_assignment", assignment], cwd=course)
@@ -44,15 +48,11 @@ def graded_course(assignment, tmp_path_factory):
     run(["nbgrader", "autograde", assignment], cwd=course, timeout=1200)
     run(["nbgrader", "generate_feedback", assignment], cwd=course)
     run(["nbgrader", "export"], cwd=course)
-    _COURSES[assignment] = course
-    return course
+    return {}
 
 
 def by_submission(test):
-    return pytest.mark.parametrize("submission", [
-        pytest.param(s, id=f"{s.assignment}:{s.name}", marks=pytest.mark.xdist_group(s.assignment))
-        for s in SUBMISSIONS
-    ])(test)
+    return pytest.mark.parametrize("submission", SUBMISSIONS, ids=lambda s: f"{s.assignment}:{s.name}")(test)
 
 
 def gradebook_scores(course, submission) -> dict[str, float]:
@@ -66,14 +66,14 @@ def gradebook_scores(course, submission) -> dict[str, float]:
 
 
 @by_submission
-def test_autograde_records_the_predicted_score_for_each_cell(submission, tmp_path_factory):
-    course = graded_course(submission.assignment, tmp_path_factory)
+def test_autograde_records_the_predicted_score_for_each_cell(submission, graded_course):
+    course = graded_course(submission.assignment)
     assert gradebook_scores(course, submission) == pytest.approx(submission.scores)
 
 
 @by_submission
-def test_feedback_names_the_mistake(submission, tmp_path_factory):
-    course = graded_course(submission.assignment, tmp_path_factory)
+def test_feedback_names_the_mistake(submission, graded_course):
+    course = graded_course(submission.assignment)
     notebook = source_notebook(submission.assignment).stem
     page = course / "feedback" / student_id(submission) / submission.assignment / f"{notebook}.html"
     text = html.unescape(page.read_text())
@@ -83,8 +83,8 @@ def test_feedback_names_the_mistake(submission, tmp_path_factory):
 
 
 @by_submission
-def test_export_lists_the_submission_with_its_total(submission, tmp_path_factory):
-    course = graded_course(submission.assignment, tmp_path_factory)
+def test_export_lists_the_submission_with_its_total(submission, graded_course):
+    course = graded_course(submission.assignment)
     with open(course / "grades.csv", newline="") as handle:
         rows = {(row["assignment"], row["student_id"]): row for row in csv.DictReader(handle)}
     row = rows[(submission.assignment, student_id(submission))]

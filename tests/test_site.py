@@ -17,7 +17,7 @@ import pytest
 from browser import Browser, StaticServer, chromium_path
 from conftest import ROOT, chapter_pages, exercise_pages, page_source, toc_pages
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("book")]
+pytestmark = pytest.mark.slow
 ARTIFACTS = ROOT / "test-artifacts" / "site"
 PHONE, DESKTOP = 390, 1280
 RAW_TEX = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$\$|\\frac|\\eta|\\theta|\\nabla|\\lambda")
