@@ -68,6 +68,13 @@ SUBMISSIONS = [
         old="return (step + 1) / warmup_steps", new="return step / warmup_steps",
         messages=("the warmup starts at zero on step 0",),
     ),
+    # No ramp at all: the warmup runs at the peak. The step-0 check (1) and the warmup
+    # check (2) fail, 5 of 8 remain.
+    Submission(
+        "warmup-at-the-peak", A, with_scores(FULL, warmup_cosine=1.875), cell="warmup-cosine-code",
+        old="return (step + 1) / warmup_steps", new="return 1.0",
+        messages=("the warmup starts at the peak",),
+    ),
     # The ramp computed before the test on the step: identical for W > 0, ZeroDivisionError
     # for warmup_steps=0 (1 of 8).
     Submission(
