@@ -33,8 +33,8 @@ def killed_then_finished(course) -> dict:
     run(["nbgrader", "generate_assignment", A], cwd=course)
     for submission in CLASS:
         submission.write(course / "submitted" / submission.name / A / "gradient-descent.ipynb")
-    first = subprocess.Popen(batch_command(), cwd=course, env=course_environ(), stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, start_new_session=True)
+    first = subprocess.Popen(batch_command(), cwd=course, env=course_environ(), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
     cache = course / ".autograder-cache"
     deadline = time.monotonic() + 900
     while len(list(cache.rglob("*.json"))) < 2 and time.monotonic() < deadline and first.poll() is None:
