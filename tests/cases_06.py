@@ -85,7 +85,8 @@ SUBMISSIONS = [
     Submission(
         "new-scratch-every-step", A, with_scores(FULL, fast_adam_optimizer=3.0), cell=OPTIMIZER,
         old="self.scratch_for(p),", new="torch.empty_like(p),",
-        messages=("Likely mistake: a new buffer on every call (`torch.empty_like`)",),
+        messages=("Likely mistake: a new buffer on every call (`torch.empty_like`)",
+                  "make scratch memory once and reuse it"),
     ),
     # The constructor's betas for every group: runs with per-group betas fail (matches, bit for
     # bit, state_dict); defaults, allocations and the closure pass (4/8 of 4).

@@ -9,6 +9,7 @@ import sys
 import pytest
 import torch
 
+from autograder import oracles
 from conftest import ROOT, course_environ
 
 sys.path.insert(0, str(ROOT / "book"))
@@ -27,16 +28,9 @@ def problem(dtype, steps=12, seed=0):
 
 def torch_adam(initial, grads):
     """The parameters after every step of torch.optim.Adam(foreach=False)."""
-    params = [p.clone().requires_grad_() for p in initial]
-    optimizer = torch.optim.Adam(params, lr=HYPER["lr"], betas=(HYPER["beta1"], HYPER["beta2"]),
-                                 eps=HYPER["eps"], foreach=False)
-    history = []
-    for step_grads in grads:
-        for p, g in zip(params, step_grads):
-            p.grad = g.clone()
-        optimizer.step()
-        history.append([p.detach().clone() for p in params])
-    return history
+    schedule = oracles.Schedule([initial], [HYPER["lr"]], [[g] for g in grads], {})
+    return oracles.replay(lambda groups: torch.optim.Adam(
+        groups, betas=(HYPER["beta1"], HYPER["beta2"]), eps=HYPER["eps"], foreach=False), schedule)
 
 
 def hyper():

@@ -50,8 +50,8 @@ def _stderr_silenced():
 def allocations_during(function, *args, **kwargs):
     """Call ``function(*args, **kwargs)``; return ``(result, allocations)``.
 
-    ``allocations`` lists, in order, each block of memory the CPU (or CUDA) allocator
-    handed out on this thread while the call ran, as ``[operator, bytes]``: the outermost
+    ``allocations`` lists, in order, each block of memory PyTorch's allocator handed out
+    on this thread while the call ran (the checks measure on the CPU), as ``[operator, bytes]``: the outermost
     ``aten::`` operator the allocation happened in (``aten::sqrt`` for ``v.sqrt()``), or
     ``""`` outside any. Frees are not listed. The profiler records every allocation, so
     the list does not depend on timing or load; allocations made by other threads (or
@@ -103,13 +103,13 @@ ALLOCATING_OPERATORS = {
     "aten::rsub": "`1 - tensor` returns a new tensor; use the in-place forms",
     "aten::lerp": "`torch.lerp(m, g, w)` returns a new tensor; `m.lerp_(g, w)` updates m in place",
     "aten::clone": "`.clone()` copies a whole tensor on every call",
-    "aten::empty_like": "a new buffer on every call (`torch.empty_like`); use the scratch tensor "
-                        "instead",
-    "aten::zeros_like": "a new buffer on every call (`torch.zeros_like`); use the scratch tensor "
-                        "instead",
-    "aten::empty": "a new tensor on every call (`torch.empty`, `torch.tensor`); use the scratch "
-                   "tensor instead",
-    "aten::zeros": "a new tensor on every call (`torch.zeros`); use the scratch tensor instead",
+    "aten::empty_like": "a new buffer on every call (`torch.empty_like`); make scratch memory once "
+                        "and reuse it",
+    "aten::zeros_like": "a new buffer on every call (`torch.zeros_like`); make scratch memory once "
+                        "and reuse it",
+    "aten::empty": "a new tensor on every call (`torch.empty`, `torch.tensor`); make scratch memory "
+                   "once and reuse it",
+    "aten::zeros": "a new tensor on every call (`torch.zeros`); make scratch memory once and reuse it",
     "aten::to": "a conversion (`.to(...)`, `.double()`) copies the whole tensor",
     "aten::contiguous": "`.contiguous()` copies a tensor that is not contiguous",
 }
@@ -151,15 +151,13 @@ def allocation_problem(calls, sizes, *, what: str, limit: str) -> str:
     return ""
 
 
-def hyperparameters(gen: torch.Generator, *, defaults: bool = False) -> dict:
+def hyperparameters(gen: torch.Generator) -> dict:
     """Random Adam hyperparameters under which every known mistake shows: lr in [1e-3, 0.3],
-    β₁ in [0.6, 0.9], β₂ in [0.95, 0.999], ε in [1e-4, 1e-1] (or torch's defaults)."""
+    β₁ in [0.6, 0.9], β₂ in [0.95, 0.999], ε in [1e-4, 1e-1]."""
     def uniform(lo, hi):
         return lo + (hi - lo) * float(torch.rand((), generator=gen, dtype=F64))
 
     lr = 10 ** uniform(-3, -0.5)
-    if defaults:
-        return dict(lr=lr, beta1=0.9, beta2=0.999, eps=1e-8)
     return dict(lr=lr, beta1=uniform(0.6, 0.9), beta2=uniform(0.95, 0.999), eps=10 ** uniform(-4, -1))
 
 
