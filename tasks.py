@@ -6,8 +6,10 @@
     python3 tasks.py setup     create or refresh the environment in .venv
     python3 tasks.py release   regenerate exercises/ from solutions/ with nbgrader
     python3 tasks.py lock      re-pin requirements.txt from requirements.in
+    python3 tasks.py bench     measure the benchmarks side by side and print their table
 
-Extra arguments after ``test`` go to pytest (``python3 tasks.py test -k gd_step``).
+Extra arguments after ``test`` go to pytest (``python3 tasks.py test -k gd_step``), and
+after ``bench`` to bench.py (``python3 tasks.py bench --only adam``).
 """
 
 from __future__ import annotations
@@ -121,6 +123,13 @@ def test(args: list[str]) -> None:
     sys.exit(result.returncode)
 
 
+def bench(args: list[str]) -> None:
+    """Run the benchmarks of bench.py and print one table of ratios."""
+    setup()
+    result = subprocess.run([str(PYTHON), str(ROOT / "bench.py"), *args], cwd=ROOT, env=venv_environ())
+    sys.exit(result.returncode)
+
+
 def assignments() -> list[str]:
     return sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir())
 
@@ -182,6 +191,8 @@ def main(argv: list[str]) -> None:
     name, rest = argv[0], argv[1:]
     if name == "test":
         test(rest)
+    elif name == "bench":
+        bench(rest)
     elif name in commands and not rest:
         commands[name]()
     else:
