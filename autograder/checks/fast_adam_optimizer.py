@@ -18,8 +18,7 @@ import torch
 
 from autograder import oracles
 from autograder.checks import _adam, _fast_adam, _optimizer
-from autograder.feedback import (Mismatch, call_submission, describe, no_builtin_optimizers,
-                                 require_own_optimizer)
+from autograder.feedback import Mismatch, call_submission, describe, no_builtin_optimizers
 from autograder.oracles import adam
 from autograder.probe import probe
 
@@ -70,7 +69,7 @@ def observe_class(FastAdam):
     """What the class is, and the hyperparameters of ``FastAdam([p])``'s one param group."""
     if not (isinstance(FastAdam, type) and issubclass(FastAdam, torch.optim.Optimizer)):
         raise Mismatch(f"{NAME} must be a class deriving from torch.optim.Optimizer.")
-    require_own_optimizer(NAME, FastAdam)
+    _optimizer.require_own_optimizer(NAME, FastAdam)
     with no_builtin_optimizers(NAME):
         optimizer = call_submission(f"{NAME}([p])", FastAdam, [torch.zeros(2, requires_grad=True)],
                                     hints=HINTS)
@@ -118,9 +117,7 @@ def observe_closure_step(FastAdam):
     the closure's use is checked here; returns w after the step."""
     w = torch.tensor([1.0, -2.0], requires_grad=True)
     with no_builtin_optimizers(NAME):
-        optimizer = call_submission(f"{NAME}([w], lr=0.1)", FastAdam, [w], lr=0.1, hints=HINTS)
-        _optimizer.step_with_closure(NAME, optimizer, w, HINTS)
-    return w.detach().clone()
+        return _optimizer.step_with_closure(NAME, FastAdam, w, dict(lr=0.1), HINTS)
 
 
 def torch_replay(schedule, options, reload_at=None):
