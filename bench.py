@@ -9,8 +9,8 @@
    against ``torch.optim.Adam`` for-loop, foreach and fused, as time per step, GB/s
    (the 28 bytes per parameter a step must move, over its time) and the fraction of a
    measured ceiling: a compiled kernel with exactly Adam's memory traffic.
-2. **Grading**: plain nbgrader autograde against the course's grader, serially and with
-   2 workers (see :func:`grading_benchmark`).
+2. **Grading**: plain nbgrader autograde against the course's sandboxed grader, serially,
+   and the course's class grader with 1 and 2 workers (see :func:`grading_benchmark`).
 3. **Book**: a clean build of the book against a rebuild with nothing changed.
 
 Times vary with the machine and with whatever else runs on it, so the table's headline
@@ -182,19 +182,103 @@ def adam_benchmark(sizes: Sizes) -> list[Row]:
     return rows
 
 
-def grading_benchmark(sizes: Sizes) -> list[Row]:
-    """Benchmark 2, to come: the same 40 or more submissions graded by plain nbgrader
-    autograde and by the course's isolated grader, serially and with 2 workers (targets:
-    the course's grader at most 1.3× plain nbgrader serially, and at least 1.7× faster
-    with 2 workers than with 1). The isolated grader is not in the course yet, so nothing
-    is measured and no number is made up."""
-    reason = "the course's isolated grader, which it compares with plain nbgrader, is not built yet"
-    print(f"  grading: not measured yet: {reason}", file=sys.stderr)
+#: nbgrader as it comes: Execute runs each notebook, test cells included, in one kernel.
+PLAIN_NBGRADER = """c = get_config()  # noqa: F821
+c.CourseDirectory.course_id = "gd2adam"
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "exercises"
+c.Execute.timeout = 120
+"""
+
+
+def grading_class(folder: Path, config: str | None, submissions) -> list[str]:
+    """A course folder with ``submissions`` in ``submitted/``: the course's own
+    ``nbgrader_config.py``, or ``config``'s text instead. Returns the assignments."""
+    sys.path.insert(0, str(ROOT))
+    import tasks
+
+    folder.mkdir(parents=True)
+    if config is None:
+        shutil.copy(ROOT / "nbgrader_config.py", folder)
+    else:
+        (folder / "nbgrader_config.py").write_text(config)
+    assignments = sorted({s.assignment for s in submissions})
+    for assignment in assignments:
+        shutil.copytree(ROOT / "solutions" / assignment, folder / "solutions" / assignment)
+        subprocess.run([tasks.tool("nbgrader"), "generate_assignment", assignment, "--log-level=ERROR"],
+                       cwd=folder, env=tasks.venv_environ(), check=True, capture_output=True)
+    for s in submissions:
+        (name,) = [p.name for p in (ROOT / "solutions" / s.assignment).glob("*.ipynb")]
+        s.write(folder / "submitted" / f"{s.assignment[:2]}-{s.name}" / s.assignment / name)
+    return assignments
+
+
+def timed(commands, folder: Path) -> float:
+    sys.path.insert(0, str(ROOT))
+    import tasks
+
+    start = time.perf_counter()
+    for command in commands:
+        subprocess.run(command, cwd=folder, env=tasks.venv_environ(), check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def grading_benchmark(sizes: Sizes, *, tiny: bool) -> list[Row]:
+    """Benchmark 2: the same submissions (every one the test suite predicts a grade for,
+    assignment by assignment until there are at least 40) graded four ways, each in a
+    fresh course folder with no results kept from before:
+
+    - plain ``nbgrader autograde`` (nbgrader's Execute: a kernel per notebook, the checks
+      beside the learner's code);
+    - ``nbgrader autograde`` with the course's configuration (a sandbox per notebook, the
+      checks outside it), serially;
+    - ``python -m autograder.batch`` with 1 and with 2 workers (which ends with the
+      recording ``nbgrader autograde`` pass).
+
+    Targets: the course's grader at most 1.3× plain nbgrader serially, and the batch at
+    least 1.7× faster with 2 workers than with 1."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT))
+    import tasks
+    from submissions import SUBMISSIONS
+
+    chosen, assignments = [], []
+    for assignment in sorted({s.assignment for s in SUBMISSIONS}):
+        if len(chosen) >= (3 if tiny else 40):
+            break
+        assignments.append(assignment)
+        chosen += [s for s in SUBMISSIONS if s.assignment == assignment]
+    if tiny:
+        chosen = chosen[:3]
+    nbgrader, python = tasks.tool("nbgrader"), tasks.tool("python")
+    times = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for label, config, command in (
+            ("plain nbgrader autograde", PLAIN_NBGRADER,
+             lambda a: [nbgrader, "autograde", a, "--log-level=ERROR"]),
+            ("course grader: nbgrader autograde, sandboxed", None,
+             lambda a: [nbgrader, "autograde", a, "--log-level=ERROR", "--IsolatedExecute.use_cache=False"]),
+            ("course grader: python -m autograder.batch, 1 worker", None,
+             lambda a: [python, "-m", "autograder.batch", a, "--workers", "1"]),
+            ("course grader: python -m autograder.batch, 2 workers", None,
+             lambda a: [python, "-m", "autograder.batch", a, "--workers", "2"]),
+        ):
+            folder = Path(scratch) / label.replace(" ", "-").replace(":", "").replace(",", "")
+            graded = grading_class(folder, config, chosen)
+            times[label] = timed([command(a) for a in graded], folder)
+            print(f"  graded {len(chosen)} submissions, {label}, in {times[label]:.0f} s", file=sys.stderr)
+    title = f"Grading, {len(chosen)} submissions ({', '.join(a[:2] for a in assignments)})"
+    plain, serial = times["plain nbgrader autograde"], times["course grader: nbgrader autograde, sandboxed"]
+    one = times["course grader: python -m autograder.batch, 1 worker"]
+    two = times["course grader: python -m autograder.batch, 2 workers"]
     return [
-        Row("Grading, 40+ submissions", "course grader vs nbgrader autograde, serial",
-            target="≤ 1.3×", note=f"not measured yet: {reason}"),
-        Row("Grading, 40+ submissions", "course grader, 2 workers vs 1", target="≥ 1.7× faster",
-            note=f"not measured yet: {reason}"),
+        Row(title, "plain nbgrader autograde", plain),
+        Row(title, "course grader: nbgrader autograde, sandboxed", serial,
+            ratio=f"{serial / plain:.2f}× plain nbgrader's time", target="≤ 1.3×", met=serial / plain <= 1.3),
+        Row(title, "course grader: python -m autograder.batch, 1 worker", one,
+            ratio=f"{one / plain:.2f}× plain nbgrader's time"),
+        Row(title, "course grader: python -m autograder.batch, 2 workers", two,
+            ratio=f"{one / two:.2f}× faster than 1 worker", target="≥ 1.7× faster", met=one / two >= 1.7),
     ]
 
 
@@ -293,7 +377,7 @@ def main(argv: list[str]) -> None:
     if "adam" in chosen:
         rows += adam_benchmark(sizes)
     if "grading" in chosen:
-        rows += grading_benchmark(sizes)
+        rows += grading_benchmark(sizes, tiny=args.tiny)
     if "book" in chosen:
         rows += book_benchmark(sizes, tiny=args.tiny)
     print(table(rows))
