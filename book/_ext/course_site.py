@@ -7,8 +7,9 @@
   copy redeclares a ``const`` and the browser logs an error on every page.
 - ``static/course_site.css`` lets the conventions page's table use the page's width, and
   the algorithm boxes' formulas fit a phone's width.
-- Every chapter offers its notebook as ``.ipynb`` (executed, with its outputs) in the
-  theme's download menu, not only the MyST source.
+- Every chapter offers its notebook as ``.ipynb`` (executed, with its outputs, also when
+  it came from the execution cache) in the theme's download menu, not only the MyST
+  source.
 - The launch buttons (Binder, Colab, JupyterHub) get the repository they open from the
   build environment when ``_config.yml`` names none: the book is published from whatever
   repository builds it. Colab can open only ``.ipynb`` files from GitHub, so pages written
@@ -52,6 +53,27 @@ def offer_notebook(app, pagename, templatename, context, doctree) -> None:
         context["ipynb_source"] = f"{pagename}.ipynb"
 
 
+def with_cached_outputs(app, path: Path) -> bytes:
+    """The executed notebook at ``path``, with its outputs.
+
+    When a chapter comes from the execution cache, myst-nb writes the notebook it read,
+    not the one it merged with the cached outputs; the outputs are merged here instead.
+    """
+    import nbformat
+    from jupyter_cache import get_cache
+
+    notebook = nbformat.read(path, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    if not code or any(cell.get("outputs") for cell in code):
+        return path.read_bytes()
+    cache_path = app.config.nb_execution_cache_path or str(Path(app.outdir).parent / ".jupyter_cache")
+    try:
+        _, merged = get_cache(cache_path).merge_match_into_notebook(notebook)
+    except KeyError:  # not in the cache: it really has no outputs
+        return path.read_bytes()
+    return nbformat.writes(merged).encode("utf-8")
+
+
 def copy_notebooks(app, exception) -> None:
     if exception is not None or app.builder.format != "html":
         return
@@ -61,7 +83,7 @@ def copy_notebooks(app, exception) -> None:
         if notebook.exists() and Path(app.env.doc2path(pagename)).suffix != ".ipynb":
             target = Path(app.outdir) / "_sources" / f"{pagename}.ipynb"
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(notebook, target)
+            target.write_bytes(with_cached_outputs(app, notebook))
 
 
 def launch_settings(theme_options: Mapping, environ: Mapping[str, str]) -> dict:
