@@ -23,6 +23,7 @@ picks up where it stopped, and grading a submission again costs nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -49,20 +50,71 @@ def code_digest() -> str:
     return digest.hexdigest()
 
 
-def gradebook_tests(db_url: str, notebook: str, assignment: str) -> tuple[dict[str, TrustedTest], set[str]]:
-    """The gradebook's test cells of ``notebook`` by grade_id, and every grade_id it knows."""
+@dataclasses.dataclass
+class SourceNotebook:
+    """What the gradebook knows of an assignment's notebook: its test cells, and the
+    nbgrader metadata of every cell it records, by grade_id."""
+
+    tests: dict[str, TrustedTest]
+    metadata: dict[str, dict]
+
+
+def source_notebook(db_url: str, notebook: str, assignment: str) -> SourceNotebook:
     from nbgrader.api import Gradebook
 
     with Gradebook(db_url) as gradebook:
         source = gradebook.find_notebook(notebook, assignment)
+        graded = {cell.name: float(cell.max_score) for cell in source.grade_cells}
+        tasks = {cell.name: float(cell.max_score) for cell in source.task_cells}
         solutions = {cell.name for cell in source.solution_cells}
-        tests = {}
-        for cell in source.grade_cells:
-            if cell.cell_type == "code" and cell.name not in solutions:
-                text = gradebook.find_source_cell(cell.name, notebook, assignment).source
-                tests[cell.name] = TrustedTest(text, float(cell.max_score))
-        known = {cell.name for cell in source.source_cells}
-    return tests, known
+        tests, metadata = {}, {}
+        for cell in source.source_cells:
+            key = cell.name
+            metadata[key] = {"grade": key in graded, "grade_id": key, "locked": bool(cell.locked),
+                             "schema_version": 3, "solution": key in solutions, "task": key in tasks,
+                             "checksum": cell.checksum}
+            if key in graded or key in tasks:
+                metadata[key]["points"] = graded.get(key, tasks.get(key))
+            if key in graded and key not in solutions and cell.cell_type == "code":
+                tests[key] = TrustedTest(cell.source, graded[key])
+    return SourceNotebook(tests, metadata)
+
+
+def gradebook_metadata(notebook, source: SourceNotebook) -> list[str]:
+    """Give each cell the gradebook knows its nbgrader metadata from the gradebook (its
+    first copy only), and take it from every other cell. Returns notes on what changed."""
+    from .notebook import grade_id
+
+    notes, seen = [], set()
+    for cell in notebook.cells:
+        meta = cell.get("metadata", {}).get("nbgrader")
+        if meta is None:
+            continue
+        key = grade_id(cell)
+        if key not in source.metadata or key in seen:
+            if meta.get("grade") or meta.get("solution") or meta.get("locked"):
+                why = "a second copy of" if key in seen else "unknown to the gradebook:"
+                notes.append(f"a cell claimed nbgrader metadata, {why} {key}; ignored")
+            del cell.metadata["nbgrader"]
+            continue
+        seen.add(key)
+        cell.metadata["nbgrader"] = dict(source.metadata[key])
+    return notes
+
+
+def restore_missing_tests(notebook, source: SourceNotebook) -> list[str]:
+    """Append each test cell of the gradebook that ``notebook`` lacks."""
+    from .notebook import grade_id
+
+    present = {grade_id(cell) for cell in notebook.cells}
+    notes = []
+    for key, test in source.tests.items():
+        if key not in present:
+            cell = nbformat.v4.new_code_cell(test.source)
+            cell.metadata["nbgrader"] = dict(source.metadata[key])
+            notebook.cells.append(cell)
+            notes.append(f"test cell {key} was missing; it was restored from the gradebook")
+    return notes
 
 
 def cache_key(tests: dict[str, TrustedTest], notebook, settings: dict) -> str:
@@ -83,68 +135,16 @@ class GradebookMetadata(NbGraderPreprocessor):
     notebook fail to validate, so it gets no grade at all. First in
     ``c.Autograde.sanitize_preprocessors`` (before ``OverwriteCells`` restores the cells'
     sources from the gradebook), this step rebuilds the metadata of each cell the
-    gradebook knows, once, from the gradebook alone, and removes it from every other cell.
+    gradebook knows, once, from the gradebook alone, and removes it from every other cell
+    (:func:`gradebook_metadata`).
     """
 
     def preprocess(self, nb, resources):
-        from nbgrader.api import Gradebook
-
-        from .notebook import grade_id
-
         info = resources["nbgrader"]
-        with Gradebook(info["db_url"]) as gradebook:
-            source = gradebook.find_notebook(info["notebook"], info["assignment"])
-            graded = {cell.name: float(cell.max_score) for cell in source.grade_cells}
-            tasks = {cell.name: float(cell.max_score) for cell in source.task_cells}
-            solutions = {cell.name for cell in source.solution_cells}
-            known = {cell.name: cell for cell in source.source_cells}
-            seen = set()
-            for cell in nb.cells:
-                key = grade_id(cell)
-                if "nbgrader" not in cell.get("metadata", {}):
-                    continue
-                if key not in known or key in seen:
-                    del cell.metadata["nbgrader"]
-                    continue
-                seen.add(key)
-                meta = {"grade": key in graded, "grade_id": key, "locked": bool(known[key].locked),
-                        "schema_version": 3, "solution": key in solutions, "task": key in tasks,
-                        "checksum": known[key].checksum}
-                if key in graded or key in tasks:
-                    meta["points"] = graded.get(key, tasks.get(key))
-                cell.metadata["nbgrader"] = meta
+        source = source_notebook(info["db_url"], info["notebook"], info["assignment"])
+        for note in gradebook_metadata(nb, source):
+            self.log.warning("%s: %s", info["student"], note)
         return nb, resources
-
-
-def restore_missing_tests(notebook, tests: dict[str, TrustedTest]) -> list[str]:
-    """Append each test cell of ``tests`` that ``notebook`` lacks (from the gradebook)."""
-    from .notebook import grade_id
-
-    present = {grade_id(cell) for cell in notebook.cells}
-    notes = []
-    for key, test in tests.items():
-        if key not in present:
-            cell = nbformat.v4.new_code_cell(test.source)
-            cell.metadata["nbgrader"] = {"grade": True, "grade_id": key, "locked": True, "points": test.points,
-                                         "schema_version": 3, "solution": False, "task": False}
-            notebook.cells.append(cell)
-            notes.append(f"test cell {key} was missing; it was restored from the gradebook")
-    return notes
-
-
-def forget_unknown_metadata(notebook, known: set[str]) -> list[str]:
-    """Strip nbgrader metadata the gradebook does not know from the notebook's cells."""
-    from .notebook import grade_id
-
-    notes = []
-    for cell in notebook.cells:
-        meta = cell.get("metadata", {}).get("nbgrader")
-        if meta is not None and grade_id(cell) not in known:
-            if meta.get("grade") or meta.get("solution") or meta.get("locked"):
-                notes.append(f"a cell claimed nbgrader metadata ({grade_id(cell)}) the gradebook does not know; "
-                             "ignored")
-            del cell.metadata["nbgrader"]
-    return notes
 
 
 class IsolatedExecute(NbGraderPreprocessor):
@@ -171,9 +171,11 @@ class IsolatedExecute(NbGraderPreprocessor):
 
     def preprocess(self, nb, resources):
         info = resources["nbgrader"]
-        tests, known = gradebook_tests(info["db_url"], info["notebook"], info["assignment"])
-        for note in forget_unknown_metadata(nb, known) + restore_missing_tests(nb, tests):
+        source = source_notebook(info["db_url"], info["notebook"], info["assignment"])
+        # Again here, in case the sanitizing steps are configured without GradebookMetadata.
+        for note in gradebook_metadata(nb, source) + restore_missing_tests(nb, source):
             self.log.warning("%s: %s", info["student"], note)
+        tests = source.tests
         key = cache_key(tests, nb, self.settings())
         cached = self._cached(key)
         if cached is not None and len(cached["outputs"]) == len(nb.cells):

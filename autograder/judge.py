@@ -164,7 +164,7 @@ class Judge:
         self.limits, self.slot, self.workdir = limits, slot, workdir
         self.sandbox: Sandbox | None = None
         self.replay: list[str] = []  # cells to run again after a restart
-        self.restarts = 0
+        self.started, self.restarts = False, 0
         self.dirty = False
         self.notes: list[str] = []
 
@@ -175,7 +175,7 @@ class Judge:
         # do not count against the next one's process limit.
         self.sandbox = Sandbox(limits=self.limits, slot=self.slot, workdir=self.workdir, serial=next(_serials))
         self.sandbox.start()
-        self.dirty = False
+        self.started, self.dirty = True, False
 
     def _restart(self) -> None:
         """A fresh sandbox with the cells that ran so far run again (their outputs unused)."""
@@ -189,7 +189,7 @@ class Judge:
             self.sandbox.request({"op": "exec", "code": code}, self.timeout)
 
     def request(self, message: dict, timeout: float) -> dict:
-        if self.sandbox is None and not self.restarts and not self.replay:
+        if not self.started:
             self._start()
         elif self.sandbox is None or not self.sandbox.alive or self.dirty:
             self._restart()
@@ -198,9 +198,6 @@ class Judge:
         except SandboxFailure:
             self.dirty = True
             raise
-        if not isinstance(answer, dict):
-            self.dirty = True
-            raise SandboxFailure("it broke the grader's protocol")
         if answer.get("processes"):
             self.dirty = True  # processes left behind: start afresh before the next request
         return answer
