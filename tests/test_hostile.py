@@ -22,7 +22,7 @@ from submissions import mentions
 pytestmark = pytest.mark.slow
 NOTEBOOK = "gradient-descent"
 #: Short limits keep the hanging submissions quick; honest probes need well under a second.
-LIMITS = ["--probe-timeout", "20", "--timeout", "40"]
+LIMITS = ["--probe-timeout", "10", "--timeout", "20"]
 
 
 def student(name: str) -> str:
