@@ -94,6 +94,7 @@ ALGORITHMS = {
     "book/03-rmsprop": ["alg-adagrad", "alg-rmsprop"],
     "book/04-adam": ["alg-adam", "alg-adamw", "alg-amsgrad"],
     "book/05-schedules": ["alg-cosine"],
+    "book/06-fast-adam": ["alg-flat-adam"],
 }
 
 
