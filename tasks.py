@@ -109,10 +109,36 @@ def venv_environ() -> dict[str, str]:
     return environ
 
 
+#: What the last successful build saw of the bibliography (see :func:`book_command`).
+BIBLIOGRAPHY_STAMP = ROOT / "_build" / ".references.sha256"
+
+
+def bibliography_digest() -> str:
+    return hashlib.sha256((ROOT / "references.bib").read_bytes()).hexdigest()
+
+
+def book_command() -> list[str]:
+    """The book build. It rewrites every page (``--all``; cached execution still applies)
+    when ``references.bib`` changed since the last build: Sphinx rewrites only the pages
+    that changed, and the others would keep citation links numbered for the old
+    bibliography."""
+    command = [tool(BOOK_BUILD[0]), *BOOK_BUILD[1:]]
+    if not BIBLIOGRAPHY_STAMP.exists() or BIBLIOGRAPHY_STAMP.read_text() != bibliography_digest():
+        command.append("--all")
+    return command
+
+
+def book_built() -> None:
+    """Record that a build succeeded with the current bibliography."""
+    BIBLIOGRAPHY_STAMP.parent.mkdir(parents=True, exist_ok=True)
+    BIBLIOGRAPHY_STAMP.write_text(bibliography_digest())
+
+
 def book() -> None:
     """Build the HTML book into _build/html, executing chapters (cached)."""
     setup()
-    run([tool(BOOK_BUILD[0]), *BOOK_BUILD[1:]], cwd=ROOT, env=venv_environ())
+    run(book_command(), cwd=ROOT, env=venv_environ())
+    book_built()
     log(f"the book is in {HTML / 'index.html'}")
 
 

@@ -22,13 +22,26 @@ CHECK = "drop_in_gaps = {"
 def exercise_classes() -> list[str]:
     """The optimizer classes of the exercises as a learner who completed them has them:
     the solution cells of every ``*-optimizer`` part."""
+    return [source for grade_id, source in solution_cells() if grade_id.endswith("-optimizer-code")]
+
+
+def solution_cells() -> list[tuple[str, str]]:
+    """Every solution cell of the exercises, as (grade_id, source)."""
     cells = []
     for path in sorted((ROOT / "solutions").glob("*/*.ipynb")):
         for cell in nbformat.read(path, as_version=4).cells:
-            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
-            if grade_id.endswith("-optimizer-code"):
-                cells.append(cell.source)
+            meta = cell.metadata.get("nbgrader", {})
+            if meta.get("solution"):
+                cells.append((meta["grade_id"], cell.source))
     return cells
+
+
+def helpers_of_the_classes() -> list[str]:
+    """The exercises' functions that their optimizer classes call (FastAdam calls
+    adam_step_), which the recipe therefore has learners paste too."""
+    classes = "\n".join(exercise_classes())
+    return [source for _, source in solution_cells()
+            if (name := re.match(r"def (\w+)", source)) and re.search(rf"\b{name.group(1)}\(", classes)]
 
 
 def recipe_lines(text: str) -> str:
@@ -45,6 +58,9 @@ def test_the_recipe_names_every_class_the_exercises_define():
     assert defined == used, "the chapter's recipe and the exercises' classes disagree"
     for name in defined:
         assert f"`class {name}`" in text, f"the recipe does not mention {name}"
+    for helper in helpers_of_the_classes():
+        name = re.match(r"def (\w+)", helper).group(1)
+        assert f"`def {name}`" in text, f"the recipe does not mention {name}, which a class calls"
     # the page's own code never calls a class by a bare name that a learner's pasted
     # class would shadow (it writes torch.optim.Adam in full), as the chapter says
     code = "\n".join(re.findall(r"^```\{code-cell\}[^\n]*\n(.*?)^```", text, re.M | re.S))
@@ -61,7 +77,7 @@ def test_exercise_classes_dropped_in_as_the_chapter_says_reproduce_torch_optim()
     code = [i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"]
     (below,) = [i for i in code if notebook.cells[i].source.rstrip().endswith(BELOW)]
     (check,) = [i for i in code if CHECK in notebook.cells[i].source]
-    learner = "\n\n\n".join(exercise_classes() + [recipe_lines(text)])
+    learner = "\n\n\n".join(helpers_of_the_classes() + exercise_classes() + [recipe_lines(text)])
     # every entry was replaced, and every one reproduces torch.optim
     verdict = textwrap.dedent("""\
         assert set(drop_in_gaps) == set(OPTIMIZERS), drop_in_gaps
