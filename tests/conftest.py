@@ -43,22 +43,25 @@ def root() -> Path:
     return ROOT
 
 
-def once(tmp_path_factory, worker_id: str, name: str, build):
-    """``build(folder)`` run once per test run, however many xdist workers ask for it:
-    each of them gets ``(folder, result)``, with ``result`` what ``build`` returned (JSON-
-    ready). ``folder`` is shared by all workers, so what ``build`` writes there can be
-    read by every test.
+def shared_folder(tmp_path_factory, worker_id: str) -> Path:
+    """A folder that every xdist worker of this test run shares."""
+    base = tmp_path_factory.getbasetemp()
+    return base if worker_id == "master" else base.parent
 
-    The first worker to ask builds under a lock and records the result; the others wait
-    and read the record. (xdist groups do not keep such tests on one worker: pytest 9
+
+def once_in(shared: Path, name: str, build):
+    """``build(folder)``, run once per test run however many processes ask for it: each
+    gets ``(folder, result)``, with ``result`` what ``build`` returned (JSON-ready) and
+    ``folder``, inside ``shared``, where it could write what others read.
+
+    The first to ask builds under a lock and records the result; the others wait and
+    read the record. (xdist groups do not keep such tests on one worker: pytest 9
     ignores the node ids xdist 3.8 rewrites to group tests.)
     """
     import json
 
     from filelock import FileLock
 
-    base = tmp_path_factory.getbasetemp()
-    shared = base if worker_id == "master" else base.parent  # one folder for all workers of a run
     folder, record = shared / name, shared / f"{name}.json"
     with FileLock(str(shared / f"{name}.lock")):
         if not record.exists():
@@ -76,12 +79,13 @@ def once(tmp_path_factory, worker_id: str, name: str, build):
     return folder, result["ok"]
 
 
-@pytest.fixture(scope="session")
-def book(tmp_path_factory, worker_id):
-    """The built site, built exactly as `python3 tasks.py book` builds it (cached
-    execution, so quick when the book is up to date), once per test run: a second build
-    would rewrite the site's files (the executed notebooks in _sources/ among them)
-    while another worker's tests read them."""
+def once(tmp_path_factory, worker_id: str, name: str, build):
+    """:func:`once_in` the test run's shared folder."""
+    return once_in(shared_folder(tmp_path_factory, worker_id), name, build)
+
+
+def build_book(shared: Path) -> dict:
+    """The book, built as `python3 tasks.py book` builds it, once per test run."""
     import tasks
 
     def build(folder) -> dict:
@@ -91,7 +95,51 @@ def book(tmp_path_factory, worker_id):
         return {"returncode": result.returncode,
                 "log": result.stdout[-6000:] + result.stderr[-6000:]}
 
-    _, outcome = once(tmp_path_factory, worker_id, "book-build", build)
+    return once_in(shared, "book-build", build)[1]
+
+
+_background: list[subprocess.Popen] = []
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """When tests that need the book are selected, the book starts building at once, in
+    the background, rather than when the first of them asks for it (a worker would wait
+    for it idle). Whoever comes first builds; the others wait for its record."""
+    if not any("book" in getattr(item, "fixturenames", ()) for item in items):
+        return
+    from filelock import FileLock
+
+    factory = config._tmp_path_factory
+    worker = getattr(config, "workerinput", {}).get("workerid", "master")
+    shared = shared_folder(factory, worker)
+    with FileLock(str(shared / "book-background.lock")):
+        marker = shared / "book-background.started"
+        if marker.exists():
+            return
+        marker.touch()
+    code = "import sys; from pathlib import Path; import conftest; conftest.build_book(Path(sys.argv[1]))"
+    _background.append(subprocess.Popen(
+        [sys.executable, "-c", code, str(shared)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=dict(course_environ(), PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), str(ROOT)]))))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The background build ends with the run (a run cut short does not leave it going)."""
+    for process in _background:
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def book(tmp_path_factory, worker_id):
+    """The built site, built exactly as `python3 tasks.py book` builds it (cached
+    execution, so quick when the book is up to date), once per test run: a second build
+    would rewrite the site's files (the executed notebooks in _sources/ among them)
+    while another worker's tests read them."""
+    import tasks
+
+    outcome = build_book(shared_folder(tmp_path_factory, worker_id))
     assert outcome["returncode"] == 0, (
         "the book build failed (warnings are errors):\n" + outcome["log"]
     )

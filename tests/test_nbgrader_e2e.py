@@ -51,10 +51,6 @@ def grade_class(assignment, course):
     return {}
 
 
-def by_submission(test):
-    return pytest.mark.parametrize("submission", SUBMISSIONS, ids=lambda s: f"{s.assignment}:{s.name}")(test)
-
-
 def gradebook_scores(course, submission) -> dict[str, float]:
     from nbgrader.api import Gradebook
 
@@ -65,30 +61,35 @@ def gradebook_scores(course, submission) -> dict[str, float]:
         return {grade.name: grade.score for grade in graded.grades if grade.cell_type == "code"}
 
 
-@by_submission
-def test_autograde_records_the_predicted_score_for_each_cell(submission, graded_course):
-    course = graded_course(submission.assignment)
-    assert gradebook_scores(course, submission) == pytest.approx(submission.scores)
+class Assignment:
+    """One assignment's class, through the instructor's path. A test class per assignment
+    (made below) lets xdist grade the assignments on different workers."""
+
+    def test_autograde_records_the_predicted_score_for_each_cell(self, submission, graded_course):
+        course = graded_course(submission.assignment)
+        assert gradebook_scores(course, submission) == pytest.approx(submission.scores)
+
+    def test_feedback_names_the_mistake(self, submission, graded_course):
+        course = graded_course(submission.assignment)
+        notebook = source_notebook(submission.assignment).stem
+        page = course / "feedback" / student_id(submission) / submission.assignment / f"{notebook}.html"
+        text = html.unescape(page.read_text())
+        for fragment in submission.messages:
+            assert mentions(text, fragment), fragment
+        assert "BEGIN HIDDEN TESTS" not in text
+
+    def test_export_lists_the_submission_with_its_total(self, submission, graded_course):
+        course = graded_course(submission.assignment)
+        with open(course / "grades.csv", newline="") as handle:
+            rows = {(row["assignment"], row["student_id"]): row for row in csv.DictReader(handle)}
+        row = rows[(submission.assignment, student_id(submission))]
+        reference = next(s for s in SUBMISSIONS
+                         if s.assignment == submission.assignment and s.name == "reference")
+        assert float(row["score"]) == pytest.approx(submission.total)
+        assert float(row["max_score"]) == pytest.approx(reference.total)
 
 
-@by_submission
-def test_feedback_names_the_mistake(submission, graded_course):
-    course = graded_course(submission.assignment)
-    notebook = source_notebook(submission.assignment).stem
-    page = course / "feedback" / student_id(submission) / submission.assignment / f"{notebook}.html"
-    text = html.unescape(page.read_text())
-    for fragment in submission.messages:
-        assert mentions(text, fragment), fragment
-    assert "BEGIN HIDDEN TESTS" not in text
-
-
-@by_submission
-def test_export_lists_the_submission_with_its_total(submission, graded_course):
-    course = graded_course(submission.assignment)
-    with open(course / "grades.csv", newline="") as handle:
-        rows = {(row["assignment"], row["student_id"]): row for row in csv.DictReader(handle)}
-    row = rows[(submission.assignment, student_id(submission))]
-    reference = next(s for s in SUBMISSIONS
-                     if s.assignment == submission.assignment and s.name == "reference")
-    assert float(row["score"]) == pytest.approx(submission.total)
-    assert float(row["max_score"]) == pytest.approx(reference.total)
+for _assignment in sorted({s.assignment for s in SUBMISSIONS}):
+    _class = f"TestAssignment{_assignment[:2]}"
+    globals()[_class] = type(_class, (Assignment,), {"pytestmark": [pytest.mark.parametrize(
+        "submission", [s for s in SUBMISSIONS if s.assignment == _assignment], ids=lambda s: s.name)]})
