@@ -15,7 +15,9 @@ after ``bench`` to bench.py (``python3 tasks.py bench --only adam``).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -109,29 +111,78 @@ def venv_environ() -> dict[str, str]:
     return environ
 
 
-#: What the last successful build saw of the bibliography (see :func:`book_command`).
-BIBLIOGRAPHY_STAMP = ROOT / "_build" / ".references.sha256"
+#: What the last successful build saw of the inputs Sphinx's own change tracking misses
+#: (see :func:`book_command`): a digest of each, by path.
+BUILD_INPUTS_STAMP = ROOT / "_build" / ".inputs.json"
+EXECUTION_CACHE = ROOT / "_build" / ".jupyter_cache"
 
 
-def bibliography_digest() -> str:
-    return hashlib.sha256((ROOT / "references.bib").read_bytes()).hexdigest()
+def build_inputs() -> dict[str, str]:
+    """The bibliography and the helper modules the chapters import (``book/*.py``)."""
+    paths = [ROOT / "references.bib", *sorted((ROOT / "book").glob("*.py"))]
+    return {p.relative_to(ROOT).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in paths}
+
+
+def changed_build_inputs() -> set[str]:
+    """The inputs that differ from the last successful build (all of them before the
+    first)."""
+    now = build_inputs()
+    try:
+        before = json.loads(BUILD_INPUTS_STAMP.read_text())
+    except (OSError, ValueError):
+        before = {}
+    return {path for path in now.keys() | before.keys() if now.get(path) != before.get(path)}
+
+
+def chapters_importing(modules: set[str]) -> list[Path]:
+    """The chapters whose code imports one of ``modules`` (module names)."""
+    pattern = re.compile(r"^\s*(?:import|from)\s+(%s)\b" % "|".join(map(re.escape, sorted(modules))),
+                         re.MULTILINE)
+    return [page for page in sorted((ROOT / "book").glob("*.md")) if pattern.search(page.read_text())]
+
+
+#: Run with the environment's Python: drops the execution cache's records of some pages.
+_FORGET_EXECUTIONS = """
+import sys
+from pathlib import Path
+from jupyter_cache import get_cache
+cache = get_cache(sys.argv[1])
+stale = {Path(p).resolve() for p in sys.argv[2:]}
+for record in cache.list_cache_records():
+    if record.uri and Path(record.uri).resolve() in stale:
+        cache.remove_cache(record.pk)
+        print("re-executing", record.uri)
+"""
 
 
 def book_command() -> list[str]:
-    """The book build. It rewrites every page (``--all``; cached execution still applies)
-    when ``references.bib`` changed since the last build: Sphinx rewrites only the pages
-    that changed, and the others would keep citation links numbered for the old
-    bibliography."""
+    """The book build, after making the execution cache forget what it cannot know is stale.
+
+    Two inputs escape the usual tracking. A chapter's cached outputs are keyed by its own
+    code, so a change to a helper module it imports (``book/plotting.py``,
+    ``book/fast_adam.py``) would leave stale figures and numbers: those chapters' records
+    are dropped from the cache, so they run again. And Sphinx rewrites only the pages whose
+    sources changed, so after a change to ``references.bib`` the others would keep citation
+    links numbered for the old bibliography. Either change rewrites every page
+    (``--all``; cached execution still applies to the chapters that did not change)."""
     command = [tool(BOOK_BUILD[0]), *BOOK_BUILD[1:]]
-    if not BIBLIOGRAPHY_STAMP.exists() or BIBLIOGRAPHY_STAMP.read_text() != bibliography_digest():
+    changed = changed_build_inputs()
+    modules = {Path(path).stem for path in changed if path.endswith(".py")}
+    stale = chapters_importing(modules) if modules else []
+    if stale and EXECUTION_CACHE.exists():
+        log("the chapters importing " + ", ".join(sorted(modules)) + " will run again")
+        subprocess.run([str(PYTHON), "-c", _FORGET_EXECUTIONS, str(EXECUTION_CACHE), *map(str, stale)],
+                       check=True)
+    if changed:
         command.append("--all")
     return command
 
 
 def book_built() -> None:
-    """Record that a build succeeded with the current bibliography."""
-    BIBLIOGRAPHY_STAMP.parent.mkdir(parents=True, exist_ok=True)
-    BIBLIOGRAPHY_STAMP.write_text(bibliography_digest())
+    """Record what a successful build saw."""
+    BUILD_INPUTS_STAMP.parent.mkdir(parents=True, exist_ok=True)
+    BUILD_INPUTS_STAMP.write_text(json.dumps(build_inputs(), indent=1, sort_keys=True))
 
 
 def book() -> None:

@@ -130,6 +130,13 @@ class _Plugin:
     def submission(self):
         return self._submission
 
+    def pytest_configure(self, config):
+        # Each failure is read from its exception (see _record). pytest's own long report
+        # of it, never shown, formats source and the repr of every argument: ~40 ms a
+        # failed case, most of the time a failing submission took to grade. (The option
+        # belongs to the terminal plugin, which is off.)
+        config.option.tbstyle = "native"
+
     def pytest_generate_tests(self, metafunc):
         if "seed" in metafunc.fixturenames:
             metafunc.parametrize("seed", self._seeds)
