@@ -8,8 +8,8 @@ one ``step(closure)``, and which settings it refuses.
 
 The judging side: :func:`explain_divergence` turns the first step where a run leaves the
 reference into one sentence, naming the mistake when a known wrong variant reproduces the
-learner's run exactly; :func:`require_own_optimizer` and :func:`step_with_closure` decide
-from the probes' reports.
+learner's run exactly; :func:`require_own_optimizer`, :func:`require_defaults` and
+:func:`step_with_closure` decide from the probes' reports.
 """
 
 from __future__ import annotations
@@ -209,3 +209,23 @@ def step_with_closure(name: str, submission, w: torch.Tensor, kwargs: Mapping[st
             f"step(closure) must return the closure's loss ({expected!r} here); saw {loss!r:.60}."
         )
     return seen["w"]
+
+
+def require_defaults(group: Mapping, defaults: Mapping, *, name: str, reference: str,
+                     missing: str | None = None, advice: str = "") -> None:
+    """Raise :class:`Mismatch` at the first of ``defaults`` (torch.optim.``reference``'s)
+    that ``group``, the plain data of ``name([p])``'s first param group, does not hold.
+
+    A key the group lacks is named by ``missing`` (formatted with ``key``) when given, and
+    otherwise reported as the value ``'missing'``; ``advice`` follows a wrong value."""
+    for key, value in defaults.items():
+        if key not in group and missing is not None:
+            raise Mismatch(missing.format(key=repr(key)))
+        seen = group.get(key, "missing")
+        if key == "betas" and isinstance(seen, (list, tuple)):
+            seen = tuple(seen)
+        if seen != value:
+            raise Mismatch(
+                f"after {name}([p]), param_groups[0][{key!r}] is {seen!r}; torch.optim.{reference}'s "
+                f"default is {value!r}." + (f" {advice}" if advice else "")
+            )

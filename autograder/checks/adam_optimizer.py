@@ -57,20 +57,12 @@ def check_is_a_torch_optimizer_with_torchs_defaults(submission):
     _optimizer.require_optimizer_class(NAME, submission)
     groups = _optimizer.constructed_groups(submission, NAME, {}, HINTS)
     group = groups[0] if groups else {}
-    for key, value in DEFAULTS.items():
-        if key not in group:
-            raise Mismatch(
-                f"after {NAME}([p]), param_groups[0] has no {key!r}: keep every hyperparameter "
+    _optimizer.require_defaults(
+        group, DEFAULTS, name=NAME, reference=NAME,
+        missing=f"after {NAME}([p]), param_groups[0] has no {{key}}: keep every hyperparameter "
                 f"under torch.optim.{NAME}'s names ({', '.join(DEFAULTS)}), passed as the "
                 "`defaults` dict to `super().__init__(params, defaults)`, so that param groups "
-                "can override them."
-            )
-        seen = tuple(group[key]) if key == "betas" and isinstance(group[key], (list, tuple)) else group[key]
-        if seen != value:
-            raise Mismatch(
-                f"after {NAME}([p]), param_groups[0][{key!r}] is {seen!r}; torch.optim.{NAME}'s "
-                f"default is {value!r}."
-            )
+                "can override them.")
 
 
 @pytest.mark.weight(3)

@@ -13,7 +13,6 @@ import torch
 
 from autograder import oracles
 from autograder.checks import _adam, _optimizer
-from autograder.feedback import Mismatch
 
 NAME = "AdamW"
 REFERENCE = torch.optim.AdamW
@@ -52,15 +51,7 @@ def check_is_a_torch_optimizer_with_torchs_defaults(submission):
     _optimizer.require_optimizer_class(NAME, submission)
     groups = _optimizer.constructed_groups(submission, NAME, {}, HINTS)
     group = groups[0] if groups else {}
-    for key, value in DEFAULTS.items():
-        seen = group.get(key, "missing")
-        if key == "betas" and isinstance(seen, (list, tuple)):
-            seen = tuple(seen)
-        if seen != value:
-            raise Mismatch(
-                f"after {NAME}([p]), param_groups[0][{key!r}] is {seen!r}; torch.optim.{NAME}'s "
-                f"default is {value!r}."
-            )
+    _optimizer.require_defaults(group, DEFAULTS, name=NAME, reference=NAME)
 
 
 @pytest.mark.weight(3)

@@ -143,13 +143,9 @@ def compare(submission, schedule, dtype, options, *, reload_at=None):
 
 def check_is_a_torch_optimizer_with_adams_defaults(submission):
     """Subclasses torch.optim.Optimizer; each group holds lr, betas and eps with torch's defaults"""
-    group = observe_class(submission)
-    for key, value in DEFAULTS.items():
-        if group[key] != value:
-            raise Mismatch(
-                f"after {NAME}([p]), param_groups[0][{key!r}] is {group[key]!r}; torch.optim.Adam's "
-                f"default is {value!r}. Pass lr, betas and eps to `super().__init__` as the defaults."
-            )
+    _optimizer.require_defaults(
+        observe_class(submission), DEFAULTS, name=NAME, reference="Adam",
+        advice="Pass lr, betas and eps to `super().__init__` as the defaults.")
 
 
 @pytest.mark.weight(2)
