@@ -118,21 +118,21 @@ class Browser:
         session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
         for domain in ("Page", "Runtime", "Log", "Network"):
             self.call(f"{domain}.enable", session)
-        self.call("Emulation.setDeviceMetricsOverride", session, width=width, height=height,
-                  deviceScaleFactor=1, mobile=width < 600)
+        page = Page(self, session, target, (width, height, width < 600))
+        page._viewport(*page.metrics)
         if dark:
             self.call("Emulation.setEmulatedMedia", session,
                       features=[{"name": "prefers-color-scheme", "value": "dark"}])
         self.events.clear()
         self.call("Page.navigate", session, url=url)
-        page = Page(self, session, target)
         page.wait_until_ready()
         return page
 
 
 class Page:
-    def __init__(self, browser: Browser, session: str, target: str):
+    def __init__(self, browser: Browser, session: str, target: str, metrics: tuple[int, int, bool]):
         self.browser, self.session, self.target = browser, session, target
+        self.metrics = metrics  # the viewport's width, height and whether it is a phone's
 
     def evaluate(self, expression: str, await_promise: bool = False):
         result = self.browser.call("Runtime.evaluate", self.session, expression=expression,
@@ -179,10 +179,23 @@ class Page:
         return found
 
     def screenshot(self, path: Path) -> None:
-        data = self.browser.call("Page.captureScreenshot", self.session, format="png",
-                                 captureBeyondViewport=True)["data"]
+        """The whole page, top to bottom. The viewport is stretched to the document's height
+        for the capture and then put back: Chromium's own ``captureBeyondViewport`` drew
+        some pages shifted sideways, their left edge cut off, though nothing overflowed."""
+        width, height, mobile = self.metrics
+        full = self.evaluate("Math.ceil(document.documentElement.scrollHeight)")
+        self._viewport(width, max(height, full), mobile)
+        try:
+            self.browser.pump(0.2)
+            data = self.browser.call("Page.captureScreenshot", self.session, format="png")["data"]
+        finally:
+            self._viewport(width, height, mobile)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(data))
+
+    def _viewport(self, width: int, height: int, mobile: bool) -> None:
+        self.browser.call("Emulation.setDeviceMetricsOverride", self.session, width=width,
+                          height=height, deviceScaleFactor=1, mobile=mobile)
 
     def close(self) -> None:
         self.browser.call("Target.closeTarget", targetId=self.target)
