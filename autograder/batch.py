@@ -1,20 +1,23 @@
 """Grade a whole class, in parallel, resumably, into nbgrader's gradebook.
 
-    python -m autograder.batch ASSIGNMENT [--zip FILE ...] [--workers N]
+    python -m autograder.batch ASSIGNMENT [ASSIGNMENT ...] [--zip FILE ...] [--workers N]
 
 Run it from the course folder (where ``nbgrader_config.py`` and ``gradebook.db`` are),
 after ``nbgrader generate_assignment ASSIGNMENT``. It
 
 1. collects the LMS downloads given with ``--zip`` (zip files, or notebooks named
-   ``<student>_..._<notebook>.ipynb``) into ``submitted/`` with ``nbgrader zip_collect``,
-   and grades everything in ``submitted/<student>/ASSIGNMENT/``;
+   ``<student>_..._<notebook>.ipynb``) into ``submitted/`` with ``nbgrader zip_collect``
+   (one assignment at a time), and grades everything in
+   ``submitted/<student>/ASSIGNMENT/`` for every ASSIGNMENT given;
 2. grades the submissions on ``--workers`` cores at once, each in its own sandbox, the
    way ``nbgrader autograde`` does (the same sanitizing steps, then
    :class:`autograder.autograde.IsolatedExecute`), keeping every result in
-   ``.autograder-cache/`` as soon as it is known;
-3. records the grades with ``nbgrader autograde ASSIGNMENT --force``, which takes every
-   result from that cache, so the gradebook, ``autograded/`` and later
-   ``generate_feedback`` and ``export`` are nbgrader's own;
+   ``.autograder-cache/`` as soon as it is known; several assignments share one pool of
+   workers, so no core waits for the last submission of one assignment;
+3. records the grades with nbgrader's own ``autograde --force`` converter (in this
+   process, an assignment at a time), which takes every result from that cache, so the
+   gradebook, ``autograded/`` and later ``generate_feedback`` and ``export`` are
+   nbgrader's own; its log goes to ``results/nbgrader.log``;
 4. writes ``results/ASSIGNMENT/``: ``grades.csv`` (a row per learner, a column per test
    cell), a Gradescope-style ``<student>/results.json`` each, and ``checks.csv``, how
    many learners failed each check, most failed first.
@@ -38,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -53,6 +57,7 @@ class Outcome:
 
     student: str
     notebook: str
+    assignment: str = ""
     scores: dict[str, float] = dataclasses.field(default_factory=dict)
     points: dict[str, float] = dataclasses.field(default_factory=dict)
     reports: dict[str, list[dict]] = dataclasses.field(default_factory=dict)
@@ -97,14 +102,10 @@ def grade_one(root: str, assignment: str, student: str, path: str, probe_timeout
 
     start = time.monotonic()
     root = Path(root)
-    config = course_config(root)
-    if probe_timeout is not None:
-        config.IsolatedExecute.probe_timeout = probe_timeout
-    if timeout is not None:
-        config.IsolatedExecute.timeout = timeout
+    config = grading_config(root, probe_timeout, timeout)
     config.IsolatedExecute.slot = _SLOT
     notebook_id = Path(path).stem
-    outcome = Outcome(student, notebook_id)
+    outcome = Outcome(student, notebook_id, assignment)
     resources = {"nbgrader": {"notebook": notebook_id, "assignment": assignment, "student": student,
                               "db_url": coursedir(root, config).db_url},
                  "metadata": {"path": str(Path(path).parent)}}
@@ -195,8 +196,8 @@ def collect_zips(root: Path, assignment: str, zips: list[Path]) -> None:
     nbgrader(root, ["zip_collect", assignment, "--force"])
 
 
-def nbgrader(root: Path, args: list[str], extra: list[str] = ()) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "nbgrader", *args, *extra]
+def nbgrader(root: Path, args: list[str]) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "nbgrader", *args]
     environ = dict(os.environ)
     environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), environ.get("PATH", "")])
     result = subprocess.run(command, cwd=root, env=environ, capture_output=True, text=True)
@@ -283,54 +284,141 @@ def write_results(root: Path, assignment: str, outcomes: list[Outcome], recorded
     return folder
 
 
+def grading_config(root: Path, probe_timeout: int | None = None, timeout: int | None = None):
+    """The course's configuration, with the command line's limits in place of its own."""
+    config = course_config(root)
+    if probe_timeout is not None:
+        config.IsolatedExecute.probe_timeout = probe_timeout
+    if timeout is not None:
+        config.IsolatedExecute.timeout = timeout
+    return config
+
+
+def record(root: Path, assignment: str, probe_timeout: int | None, timeout: int | None) -> bool:
+    """Record ``assignment``'s grades as ``nbgrader autograde ASSIGNMENT --force`` does, with
+    nbgrader's own converter in this process (every result comes from the cache, so no
+    sandbox starts). Its log is appended to ``results/nbgrader.log``. True if nbgrader
+    processed every submission without an error."""
+    import logging
+
+    from nbgrader.converters import Autograde, NbGraderException
+
+    config = grading_config(root, probe_timeout, timeout)
+    path = root / "results" / "nbgrader.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log = logging.getLogger(f"{__name__}.record")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
+    log.addHandler(handler)
+    log.info("nbgrader autograde %s --force", assignment)
+    cwd = os.getcwd()
+    os.chdir(root)
+    # nbgrader's warnings (SQLAlchemy's, say) belong in its log with the rest, not on the screen.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        try:
+            directory = coursedir(root, config)
+            directory.assignment_id = assignment
+            converter = Autograde(coursedir=directory, config=config, log=log)
+            converter.force = True
+            converter.start()
+            return True
+        except NbGraderException:
+            return False
+        except Exception:  # nbgrader itself failed
+            log.exception("recording %s failed", assignment)
+            return False
+        finally:
+            os.chdir(cwd)
+            for warning in caught:
+                log.warning("%s", warnings.formatwarning(warning.message, warning.category, warning.filename,
+                                                         warning.lineno).rstrip())
+            log.removeHandler(handler)
+            handler.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder.batch", description=__doc__.split("\n\n")[0])
-    parser.add_argument("assignment")
+    parser.add_argument("assignments", nargs="+", metavar="ASSIGNMENT",
+                        help="an assignment in the gradebook; several are graded by one pool of workers")
     parser.add_argument("--zip", type=Path, action="append", default=[], metavar="FILE",
                         help="an LMS download (a zip, or a notebook named <student>_..._<notebook>.ipynb)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="submissions graded at once")
     parser.add_argument("--probe-timeout", type=int, help="override IsolatedExecute.probe_timeout (seconds)")
     parser.add_argument("--timeout", type=int, help="override IsolatedExecute.timeout (seconds)")
     args = parser.parse_args(argv)
+    assignments = list(dict.fromkeys(args.assignments))
+    if args.zip and len(assignments) > 1:
+        parser.error("--zip collects the downloads of one assignment: give a single ASSIGNMENT with it")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     root = Path.cwd()
     if not (root / "nbgrader_config.py").exists():
         print("error: run this from the course folder (where nbgrader_config.py is)", file=sys.stderr)
         return 2
+    from concurrent.futures import ThreadPoolExecutor
+
     from .sandbox import SandboxUnavailable, check_available
 
-    try:
-        check_available()
-    except SandboxUnavailable as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    config = course_config(root)
-    from nbgrader.api import Gradebook, MissingEntry
+    # A sandbox starts (a second or so, mostly waiting) while the configuration loads; the
+    # thread is gone before any worker is forked.
+    with ThreadPoolExecutor(1) as thread:
+        sandbox = thread.submit(check_available)
+        config = course_config(root)
+        from nbgrader.api import Gradebook, MissingEntry
 
-    with Gradebook(coursedir(root, config).db_url) as gradebook:
+        with Gradebook(coursedir(root, config).db_url) as gradebook:
+            unknown = []
+            for assignment in assignments:
+                try:
+                    gradebook.find_assignment(assignment)
+                except MissingEntry:
+                    unknown.append(assignment)
         try:
-            gradebook.find_assignment(args.assignment)
-        except MissingEntry:
-            print(f"error: {args.assignment} is not in the gradebook: run "
-                  f"`nbgrader generate_assignment {args.assignment}` first", file=sys.stderr)
+            sandbox.result()
+        except SandboxUnavailable as error:
+            print(f"error: {error}", file=sys.stderr)
             return 2
-    if args.zip:
-        collect_zips(root, args.assignment, args.zip)
-    work = submissions(root, config, args.assignment)
-    if not work:
-        print(f"error: nothing to grade in submitted/*/{args.assignment}/", file=sys.stderr)
+    for assignment in unknown:
+        print(f"error: {assignment} is not in the gradebook: run "
+              f"`nbgrader generate_assignment {assignment}` first", file=sys.stderr)
+    if unknown:
         return 2
-    print(f"Grading {len(work)} submission(s) of {args.assignment} on {args.workers} worker(s)", file=sys.stderr)
+    if args.zip:
+        collect_zips(root, assignments[0], args.zip)
+    work = []
+    for assignment in assignments:
+        found = submissions(root, config, assignment)
+        if not found:
+            print(f"{'error' if len(assignments) == 1 else 'warning'}: nothing to grade in "
+                  f"submitted/*/{assignment}/", file=sys.stderr)
+        work += [(assignment, student, path) for student, path in found]
+    if not work:
+        return 2
+    graded = [a for a in assignments if any(item[0] == a for item in work)]
+    print(f"Grading {len(work)} submission(s) of {', '.join(graded)} on {args.workers} worker(s)",
+          file=sys.stderr)
     outcomes = grade_all(root, args, work)
-    cached = sum(o.cached for o in outcomes)
-    result = nbgrader(root, ["autograde", args.assignment, "--force"],
-                      [f"--IsolatedExecute.{k}={v}" for k, v in
-                       (("probe_timeout", args.probe_timeout), ("timeout", args.timeout)) if v is not None])
-    recorded = gradebook_scores(root, config, args.assignment)
-    folder = write_results(root, args.assignment, outcomes, recorded)
+    status = 0
+    for assignment in graded:
+        mine = [o for o in outcomes if o.assignment == assignment]
+        recorded_all = record(root, assignment, args.probe_timeout, args.timeout)
+        status = max(status, report(root, config, assignment, mine, recorded_all))
+    return status
+
+
+def report(root: Path, config, assignment: str, outcomes: list[Outcome], recorded_all: bool) -> int:
+    """Write ``results/ASSIGNMENT/`` and say how it went: 0 if every submission was graded
+    and recorded, else 1."""
+    recorded = gradebook_scores(root, config, assignment)
+    folder = write_results(root, assignment, outcomes, recorded)
     for outcome in outcomes:
         if outcome.points or outcome.error:
             atomic_write(folder / outcome.student / "results.json", json.dumps(results_json(outcome), indent=2))
     missing = [o.student for o in outcomes if not o.error and o.student not in recorded]
+    cached = sum(o.cached for o in outcomes)
     print(f"Done: {len(outcomes)} graded ({cached} from earlier runs), results in {folder.relative_to(root)}/",
           file=sys.stderr)
     for row in check_summary(outcomes)[:5]:
@@ -342,10 +430,16 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"warning: nbgrader recorded no grade for {', '.join(missing)}; see results/nbgrader.log",
               file=sys.stderr)
-    return 0 if result.returncode == 0 and not missing else 1
+    elif not recorded_all:
+        print(f"warning: nbgrader reported errors recording {assignment}; see results/nbgrader.log",
+              file=sys.stderr)
+    return 0 if recorded_all and not missing else 1
 
 
-def grade_all(root: Path, args, work: list[tuple[str, Path]]) -> list[Outcome]:
+def grade_all(root: Path, args, work: list[tuple[str, str, Path]]) -> list[Outcome]:
+    """Grade every (assignment, student, notebook) of ``work`` on ``args.workers`` forked
+    workers, in that order; a worker that dies is replaced and its submission tried again
+    (three times at most)."""
     import multiprocessing
 
     import nbformat  # noqa: F401  (imported once here, for every forked worker)
@@ -356,6 +450,7 @@ def grade_all(root: Path, args, work: list[tuple[str, Path]]) -> list[Outcome]:
     progress = Progress(len(work))
     outcomes: list[Outcome] = []
     pending = list(work)
+    several = len({assignment for assignment, _, _ in work}) > 1
     # Forked workers start at once with what this process has imported (torch, nbgrader,
     # the course's configuration): a spawned one took ~4 s to import them again. Nothing
     # here has started a thread or holds a database connection by now.
@@ -369,25 +464,25 @@ def grade_all(root: Path, args, work: list[tuple[str, Path]]) -> list[Outcome]:
         try:
             with ProcessPoolExecutor(args.workers, mp_context=context, initializer=_init_worker,
                                      initargs=(slots,)) as pool:
-                futures = {pool.submit(grade_one, str(root), args.assignment, student, str(path),
-                                       args.probe_timeout, args.timeout): (student, path)
-                           for student, path in pending}
+                futures = {pool.submit(grade_one, str(root), *item, args.probe_timeout, args.timeout): item
+                           for item in pending}
                 for future in as_completed(futures):
-                    student, path = futures[future]
+                    assignment, student, path = futures[future]
                     try:
                         outcome = future.result()
                     except BrokenProcessPool:
                         raise
                     except Exception as error:  # a fault of the grader on this one submission
-                        outcome = Outcome(student, path.stem, error=f"the grader failed: {error}")
+                        outcome = Outcome(student, path.stem, assignment, error=f"the grader failed: {error}")
                     outcomes.append(outcome)
-                    pending.remove((student, path))
+                    pending.remove(futures[future])
                     total = sum(outcome.scores.values())
-                    progress.update(f"{student}: {outcome.error or f'{total:g}/{sum(outcome.points.values()):g}'}")
+                    who = f"{assignment} {student}" if several else student
+                    progress.update(f"{who}: {outcome.error or f'{total:g}/{sum(outcome.points.values()):g}'}")
         except BrokenProcessPool:
             continue  # a worker died (not a submission's code: that runs in sandboxes); go on
-    outcomes += [Outcome(student, path.stem, error="the grader's worker died on it three times")
-                 for student, path in pending]
+    outcomes += [Outcome(student, path.stem, assignment, error="the grader's worker died on it three times")
+                 for assignment, student, path in pending]
     return outcomes
 
 
