@@ -118,8 +118,10 @@ EXECUTION_CACHE = ROOT / "_build" / ".jupyter_cache"
 
 
 def build_inputs() -> dict[str, str]:
-    """The bibliography and the helper modules the chapters import (``book/*.py``)."""
-    paths = [ROOT / "references.bib", *sorted((ROOT / "book").glob("*.py"))]
+    """The bibliography, the helper modules the chapters import (``book/*.py``) and the
+    book's own Sphinx extension (``book/_ext/*.py``)."""
+    paths = [ROOT / "references.bib", *sorted((ROOT / "book").glob("*.py")),
+             *sorted((ROOT / "book" / "_ext").glob("*.py"))]
     return {p.relative_to(ROOT).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in paths}
 
@@ -159,16 +161,17 @@ for record in cache.list_cache_records():
 def book_command() -> list[str]:
     """The book build, after making the execution cache forget what it cannot know is stale.
 
-    Two inputs escape the usual tracking. A chapter's cached outputs are keyed by its own
+    Three inputs escape the usual tracking. A chapter's cached outputs are keyed by its own
     code, so a change to a helper module it imports (``book/plotting.py``,
     ``book/fast_adam.py``) would leave stale figures and numbers: those chapters' records
     are dropped from the cache, so they run again. And Sphinx rewrites only the pages whose
     sources changed, so after a change to ``references.bib`` the others would keep citation
-    links numbered for the old bibliography. Either change rewrites every page
-    (``--all``; cached execution still applies to the chapters that did not change)."""
+    links numbered for the old bibliography, and after a change to the book's extension
+    (``book/_ext/course_site.py``) pages made by the old one. Any of these rewrites every
+    page (``--all``; cached execution still applies to the chapters that did not change)."""
     command = [tool(BOOK_BUILD[0]), *BOOK_BUILD[1:]]
     changed = changed_build_inputs()
-    modules = {Path(path).stem for path in changed if path.endswith(".py")}
+    modules = {Path(path).stem for path in changed if Path(path).parent == Path("book") and path.endswith(".py")}
     stale = chapters_importing(modules) if modules else []
     if stale and EXECUTION_CACHE.exists():
         log("the chapters importing " + ", ".join(sorted(modules)) + " will run again")

@@ -150,11 +150,13 @@ def test_figures_have_an_opaque_light_background(book, page):
 class _Links(HTMLParser):
     def __init__(self):
         super().__init__()
-        self.links, self.ids = [], set()
+        self.links, self.ids, self.repeated = [], set(), []
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         if attrs.get("id"):
+            if attrs["id"] in self.ids:
+                self.repeated.append(attrs["id"])
             self.ids.add(attrs["id"])
         if tag == "a" and attrs.get("href"):
             self.links.append(attrs["href"])
@@ -188,6 +190,12 @@ def test_internal_links_and_anchors_resolve(book):
                 if unquote(parts.fragment) not in ids:
                     broken.append(f"{path.relative_to(book)} -> {link} (no such anchor)")
     assert broken == []
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_no_page_repeats_an_html_id(book, page):
+    """An anchor must name one place (and assistive technology relies on unique ids)."""
+    assert parse(book / f"{page}.html").repeated == []
 
 
 def offered_notebook(book, page):

@@ -2,7 +2,8 @@
 execution cache cannot see is still rebuilt.
 
 A chapter's cached outputs are keyed by its code alone, so a change to a helper module it
-imports must make it run again; a change to the bibliography must rewrite every page."""
+imports must make it run again; a change to the bibliography or to the book's Sphinx
+extension must rewrite every page."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ def course(tmp_path, monkeypatch):
     (tmp_path / "references.bib").write_text("@misc{a, title={A}}\n")
     (book / "helper.py").write_text("def draw(): pass\n")
     (book / "other.py").write_text("thing = 1\n")
+    (book / "_ext").mkdir()
+    (book / "_ext" / "helper.py").write_text("def setup(app): pass\n")  # named like a chapter's helper
     for name, text in PAGES.items():
         (book / name).write_text(text)
     monkeypatch.setattr(tasks, "ROOT", tmp_path)
@@ -82,5 +85,11 @@ def test_a_new_helper_module_counts_as_a_change(course):
 
 def test_a_changed_bibliography_rewrites_every_page_but_executes_nothing_again(course):
     (course / "references.bib").write_text("@misc{b, title={B}}\n")
+    assert "--all" in tasks.book_command()
+    assert cached_pages(course) == set(PAGES)
+
+
+def test_a_changed_extension_rewrites_every_page_but_executes_nothing_again(course):
+    (course / "book" / "_ext" / "helper.py").write_text("def setup(app): return {}\n")
     assert "--all" in tasks.book_command()
     assert cached_pages(course) == set(PAGES)

@@ -151,7 +151,19 @@ def copy_stylesheet(app, exception) -> None:
                     Path(app.outdir) / "_static" / STYLESHEET)
 
 
+def unique_box_ids(app, doctree):
+    """sphinx-proof gives the body of every algorithm box the same id, ``proof-content``,
+    so a page with two boxes repeats an id. Each body takes its box's: ``<box>-content``."""
+    from docutils import nodes
+
+    for section in doctree.findall(nodes.section):
+        if "proof-content" in section["ids"] and section.parent is not None and section.parent["ids"]:
+            section["ids"] = [f"{section.parent['ids'][0]}-content" if i == "proof-content" else i
+                              for i in section["ids"]]
+
+
 def setup(app):
+    app.connect("doctree-read", unique_box_ids)
     app.connect("config-inited", place_launch_buttons)
     app.connect("build-finished", copy_stylesheet)
     app.add_css_file(STYLESHEET)
