@@ -194,8 +194,10 @@ c.Execute.timeout = 120
 def grading_class(folder: Path, config: str | None, submissions) -> list[str]:
     """A course folder with ``submissions`` in ``submitted/``: the course's own
     ``nbgrader_config.py``, or ``config``'s text instead. Returns the assignments."""
+    sys.path.insert(0, str(ROOT / "tests"))
     sys.path.insert(0, str(ROOT))
     import tasks
+    from submissions import source_notebook
 
     folder.mkdir(parents=True)
     if config is None:
@@ -208,7 +210,7 @@ def grading_class(folder: Path, config: str | None, submissions) -> list[str]:
         subprocess.run([tasks.tool("nbgrader"), "generate_assignment", assignment, "--log-level=ERROR"],
                        cwd=folder, env=tasks.venv_environ(), check=True, capture_output=True)
     for s in submissions:
-        (name,) = [p.name for p in (ROOT / "solutions" / s.assignment).glob("*.ipynb")]
+        name = source_notebook(s.assignment).name
         s.write(folder / "submitted" / f"{s.assignment[:2]}-{s.name}" / s.assignment / name)
     return assignments
 
@@ -253,21 +255,21 @@ def grading_benchmark(sizes: Sizes, *, tiny: bool) -> list[Row]:
     nbgrader, python = tasks.tool("nbgrader"), tasks.tool("python")
     times = {}
     with tempfile.TemporaryDirectory() as scratch:
-        for label, config, command in (
+        # Each way's commands for the class's assignments: nbgrader autograde takes one
+        # assignment a run, the batch all of them at once.
+        for label, config, commands in (
             ("plain nbgrader autograde", PLAIN_NBGRADER,
-             lambda a: [nbgrader, "autograde", a, "--log-level=ERROR"]),
+             lambda graded: [[nbgrader, "autograde", a, "--log-level=ERROR"] for a in graded]),
             ("course grader: nbgrader autograde, sandboxed", None,
-             lambda a: [nbgrader, "autograde", a, "--log-level=ERROR", "--IsolatedExecute.use_cache=False"]),
+             lambda graded: [[nbgrader, "autograde", a, "--log-level=ERROR", "--IsolatedExecute.use_cache=False"]
+                             for a in graded]),
             ("course grader: python -m autograder.batch, 1 worker", None,
-             lambda *a: [python, "-m", "autograder.batch", *a, "--workers", "1"]),
+             lambda graded: [[python, "-m", "autograder.batch", *graded, "--workers", "1"]]),
             ("course grader: python -m autograder.batch, 2 workers", None,
-             lambda *a: [python, "-m", "autograder.batch", *a, "--workers", "2"]),
+             lambda graded: [[python, "-m", "autograder.batch", *graded, "--workers", "2"]]),
         ):
             folder = Path(scratch) / label.replace(" ", "-").replace(":", "").replace(",", "")
-            graded = grading_class(folder, config, chosen)
-            # nbgrader autograde takes one assignment a run; the batch takes them all at once.
-            commands = [command(*graded)] if "autograder.batch" in label else [command(a) for a in graded]
-            times[label] = timed(commands, folder)
+            times[label] = timed(commands(grading_class(folder, config, chosen)), folder)
             print(f"  graded {len(chosen)} submissions, {label}, in {times[label]:.0f} s", file=sys.stderr)
     plural = "" if len(chosen) == 1 else "s"
     title = f"Grading, {len(chosen)} submission{plural} ({', '.join(a[:2] for a in assignments)})"

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from conftest import ROOT, course_environ, once, run
-from submissions import SUBMISSIONS
+from submissions import SUBMISSIONS, source_notebook
 
 pytestmark = pytest.mark.slow
 A = "01-gradient-descent"
@@ -32,11 +32,6 @@ def batch_command(*assignments):
     return [sys.executable, "-m", "autograder.batch", *(assignments or [A]), "--workers", "2"]
 
 
-def notebook_name(assignment: str) -> str:
-    (name,) = [p.name for p in (ROOT / "solutions" / assignment).glob("*.ipynb")]
-    return name
-
-
 def course_with(course, assignments) -> None:
     """A course folder with ``assignments`` generated into its gradebook."""
     shutil.copy(ROOT / "nbgrader_config.py", course)
@@ -49,7 +44,7 @@ def killed_then_finished(course) -> dict:
     course_with(course, [A, B])
     for submission in CLASS + CLASS_B:
         folder = course / "submitted" / submission.name / submission.assignment
-        submission.write(folder / notebook_name(submission.assignment))
+        submission.write(folder / source_notebook(submission.assignment).name)
     first = subprocess.Popen(batch_command(), cwd=course, env=course_environ(), stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)
     cache = course / ".autograder-cache"
@@ -153,7 +148,7 @@ def test_an_assignment_with_nothing_submitted_is_named_and_the_others_graded(emp
     course = tmp_path / "course"
     shutil.copytree(empty_course, course)
     (reference,) = [s for s in CLASS_B if s.name == "reference"]
-    reference.write(course / "submitted" / "ada" / B / notebook_name(B))
+    reference.write(course / "submitted" / "ada" / B / source_notebook(B).name)
     result = run([sys.executable, "-m", "autograder.batch", A, B, "--workers", "1"], cwd=course, check=False)
     assert result.returncode == 0, result.stderr
     assert f"warning: nothing to grade in submitted/*/{A}/" in result.stderr
