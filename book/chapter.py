@@ -8,6 +8,8 @@ optimizer or an idea a chapter teaches: those are written out on the pages.
 
 from __future__ import annotations
 
+import html
+import json
 import math
 
 import numpy as np
@@ -94,3 +96,45 @@ def spd_matrix(lam_min: float, lam_max: float, angle: float = math.pi / 6):
     eigenvectors rotated by ``angle`` off the coordinate axes."""
     Q = rotation(angle)
     return Q @ np.diag([lam_min, lam_max]) @ Q.T
+
+
+def explorable(name: str, data: dict, caption: str):
+    """An explorable figure: sliders over curves this chapter computed, drawn in the reader's
+    browser by the site's ``explorable.js`` (see ``book/_ext``) from ``data``, which the page
+    carries as JSON. ``name`` is the figure's HTML id; ``caption`` is plain text.
+
+    ``data`` holds ``controls`` (each a ``name``, a ``label``, its ``values`` and the
+    ``initial`` index), ``panels`` (``"lines"``: ``series`` by key, each a list of
+    ``{"label", "x", "y"}``, ``x`` shared when the panel gives it; ``"heatmap"``: ``x``, ``y``, ``z`` and the two controls that
+    place its ``marker``) and, optionally, a ``readout`` sentence by key. A key is the
+    controls' value indices joined by commas: every combination must have its series."""
+    from IPython.display import HTML
+
+    keys = [""]
+    for control in data["controls"]:
+        keys = [f"{k},{i}" if k else str(i) for k in keys for i in range(len(control["values"]))]
+    for panel in data["panels"]:
+        if panel["type"] == "lines":
+            missing = set(keys) - set(panel["series"])
+            if missing:
+                raise ValueError(f"{name}: no series for the settings {sorted(missing)[:5]}")
+    text = json.dumps(data, allow_nan=False, separators=(",", ":"), default=_rounded)
+    # "</" would end the script element early
+    text = text.replace("</", "<\\/")
+    return HTML(f'<figure class="explorable" id="{html.escape(name)}">'
+                f'<script type="application/json">{text}</script>'
+                f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def rounded(values, digits: int = 4) -> list[float]:
+    """``values`` as a list of floats to ``digits`` significant digits: what a figure
+    needs, at a quarter of the JSON's size."""
+    return [float(f"{v:.{digits}g}") for v in np.asarray(values, dtype=float).ravel()]
+
+
+def _rounded(value):
+    if isinstance(value, np.ndarray):
+        return rounded(value) if value.ndim <= 1 else [_rounded(row) for row in value]
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    raise TypeError(f"not JSON: {type(value).__name__}")

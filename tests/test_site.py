@@ -227,3 +227,76 @@ def test_exercise_page_offers_the_released_notebook_itself(book, page):
     """What a learner downloads from an exercise page is the release, byte for byte:
     unexecuted, with its YOUR CODE HERE cells, and never a solution."""
     assert offered_notebook(book, page).read_bytes() == page_source(page).read_bytes()
+
+
+#: The explorable figures (book/_ext/static/explorable.js), by page: their HTML ids.
+EXPLORABLES = {
+    "book/02-momentum": ["explore-momentum"],
+    "book/04-adam": ["explore-bias-correction"],
+    "book/05-schedules": ["explore-schedules"],
+}
+#: What a figure looks like to a test: what its panels draw, what it says, its size.
+_DRAWN = """(() => {
+  const f = document.getElementById(%r);
+  const panels = Array.from(f.querySelectorAll('svg.explorable-panel'));
+  return {drawing: panels.map(s => s.innerHTML).join('|'),
+          label: panels.map(s => s.getAttribute('aria-label')).join('|'),
+          readout: (f.querySelector('.explorable-readout') || {}).textContent || '',
+          marks: panels.reduce((n, s) => n + s.querySelectorAll('path.explorable-series, .explorable-cells rect, circle').length, 0),
+          inputs: Array.from(f.querySelectorAll('input[type=range]')).map(i => [i.id, +i.value, +i.max]),
+          width: f.getBoundingClientRect().width, overflow: f.scrollWidth - f.clientWidth,
+          texts: [[getComputedStyle(panels[0].querySelector('text')).fill, background(panels[0])],
+                  ...['figcaption', '.explorable-readout', 'label'].map(s => f.querySelector(s))
+                     .filter(e => e).map(e => [getComputedStyle(e).color, background(e)])]};
+  function background(e) {
+    for (; e; e = e.parentElement) {
+      const c = getComputedStyle(e).backgroundColor;
+      if (c && !c.endsWith(', 0)') && c !== 'transparent') return c;
+    }
+    return 'rgb(255, 255, 255)';
+  }
+})()"""
+
+
+def _contrast(foreground: str, background: str) -> float:
+    """WCAG's contrast ratio of two CSS rgb() colours."""
+    def luminance(css_color):
+        channels = [float(c) / 255 for c in re.findall(r"[\d.]+", css_color)[:3]]
+        red, green, blue = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+                            for c in channels]
+        return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+    light, dark = sorted((luminance(foreground), luminance(background)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+@pytest.mark.parametrize("mode", ["light", "dark", "phone"])
+@pytest.mark.parametrize("page,figure", [(p, f) for p, figures in EXPLORABLES.items() for f in figures])
+def test_explorable_figure_redraws_when_a_control_moves(browser, server, page, figure, mode):
+    """Each slider of an explorable figure changes what it draws and what it says, with no
+    console error, on the light and the dark theme and on a phone's width; its labels,
+    caption and readout contrast with what is behind them (WCAG's 4.5:1)."""
+    width = PHONE if mode == "phone" else DESKTOP
+    tab = browser.open(f"{server.url}/{page}.html", width=width, dark=mode == "dark")
+    try:
+        if mode == "dark":
+            tab.evaluate('document.documentElement.dataset.theme = "dark"')
+            tab.browser.pump(0.3)
+        tab.evaluate(f"document.getElementById({figure!r}).scrollIntoView()")
+        before = tab.evaluate(_DRAWN % figure)
+        assert before["marks"] > 0 and before["inputs"], f"{figure} drew nothing: {before}"
+        assert before["width"] <= width and before["overflow"] <= 1, f"{figure} is too wide: {before}"
+        for foreground, background in before["texts"]:
+            assert _contrast(foreground, background) >= 4.5, (
+                f"{figure}: text {foreground} on {background} is hard to read")
+        for control, value, top in before["inputs"]:
+            moved = top if value != top else 0
+            tab.evaluate(f"(() => {{ const i = document.getElementById({control!r}); i.value = {moved};"
+                         " i.dispatchEvent(new Event('input', {bubbles: true})); })()")
+            after = tab.evaluate(_DRAWN % figure)
+            assert after["drawing"] != before["drawing"], f"{control} did not change {figure}"
+            assert after["label"] != before["label"], f"{control} did not change what {figure} says"
+            before = after
+        tab.screenshot(ARTIFACTS / f"{figure}-{mode}.png")
+        assert tab.problems() == []
+    finally:
+        tab.close()

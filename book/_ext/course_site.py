@@ -7,6 +7,9 @@
   copy redeclares a ``const`` and the browser logs an error on every page.
 - ``static/course_site.css`` lets the conventions page's table use the page's width, and
   the algorithm boxes' formulas fit a phone's width.
+- ``static/explorable.js`` draws the chapters' explorable figures (sliders over curves the
+  chapter computed at build time, written into the page as JSON by ``chapter.explorable``)
+  as SVG, in the browser, with no kernel and nothing fetched from elsewhere.
 - Every chapter offers its notebook as ``.ipynb`` (executed, with its outputs, also when
   it came from the execution cache) in the theme's download menu, not only the MyST
   source.
@@ -25,6 +28,7 @@ from pathlib import Path
 
 MATHJAX_SCRIPT = "mathjax/tex-mml-chtml.js"
 STYLESHEET = "course_site.css"
+EXPLORABLE_SCRIPT = "explorable.js"
 #: The launch_buttons keys that each make a button.
 LAUNCH_PROVIDERS = ("binderhub_url", "colab_url", "jupyterhub_url")
 
@@ -144,11 +148,11 @@ def drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> Non
     scripts[:] = unique
 
 
-def copy_stylesheet(app, exception) -> None:
+def copy_static_files(app, exception) -> None:
     if exception is not None or app.builder.format != "html":
         return
-    shutil.copyfile(Path(__file__).parent / "static" / STYLESHEET,
-                    Path(app.outdir) / "_static" / STYLESHEET)
+    for name in (STYLESHEET, EXPLORABLE_SCRIPT):
+        shutil.copyfile(Path(__file__).parent / "static" / name, Path(app.outdir) / "_static" / name)
 
 
 def unique_box_ids(app, doctree):
@@ -165,8 +169,9 @@ def unique_box_ids(app, doctree):
 def setup(app):
     app.connect("doctree-read", unique_box_ids)
     app.connect("config-inited", place_launch_buttons)
-    app.connect("build-finished", copy_stylesheet)
+    app.connect("build-finished", copy_static_files)
     app.add_css_file(STYLESHEET)
+    app.add_js_file(EXPLORABLE_SCRIPT, defer="defer")
     app.connect("build-finished", copy_mathjax)
     app.connect("build-finished", copy_notebooks)
     app.connect("html-page-context", offer_notebook, priority=100)
