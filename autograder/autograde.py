@@ -155,7 +155,6 @@ class IsolatedExecute(NbGraderPreprocessor):
     memory_limit = Integer(Limits.memory_bytes, help="Address space of the sandbox, in bytes.").tag(config=True)
     cpu_limit = Integer(Limits.cpu_seconds, help="CPU seconds the sandbox may use in all.").tag(config=True)
     process_limit = Integer(Limits.processes, help="Processes (and threads) the sandbox may run.").tag(config=True)
-    slot = Integer(0, help="Which sandbox user to run as (parallel graders use different ones).").tag(config=True)
     use_cache = Bool(True, help="Reuse results already computed for the same submission and grader.").tag(config=True)
     cache_directory = Unicode(".autograder-cache", help="Where results are kept (relative to the course root).") \
         .tag(config=True)
@@ -188,7 +187,7 @@ class IsolatedExecute(NbGraderPreprocessor):
             return nb, resources
         workdir = resources.get("metadata", {}).get("path") or None
         judge = Judge(tests, timeout=self.timeout, probe_timeout=self.probe_timeout, limits=self.limits(),
-                      slot=self.slot, workdir=Path(workdir) if workdir else None)
+                      workdir=Path(workdir) if workdir else None)
         for note in judge.run(nb):
             self.log.warning("%s: %s", info["student"], note)
         self._store(key, nb)

@@ -18,17 +18,12 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import itertools
 from collections.abc import Mapping
 
 from . import probe, wire
 from .feedback import SubmissionError
 from .runner import GraderError, run_checks
 from .sandbox import Limits, Sandbox, SandboxFailure
-
-#: Numbers the sandboxes this process starts, so that each runs as a user of its own.
-_serials = itertools.count()
-
 
 @dataclasses.dataclass(frozen=True)
 class TrustedTest:
@@ -158,10 +153,10 @@ class Judge:
     max_restarts = 8
 
     def __init__(self, tests: Mapping[str, TrustedTest], *, timeout: float = 120, probe_timeout: float = 60,
-                 limits: Limits = Limits(), slot: int = 0, workdir=None):
+                 limits: Limits = Limits(), workdir=None):
         self.tests = dict(tests)
         self.timeout, self.probe_timeout = timeout, probe_timeout
-        self.limits, self.slot, self.workdir = limits, slot, workdir
+        self.limits, self.workdir = limits, workdir
         self.sandbox: Sandbox | None = None
         self.replay: list[str] = []  # cells to run again after a restart
         self.started, self.restarts = False, 0
@@ -171,9 +166,7 @@ class Judge:
     # --- the sandbox ---------------------------------------------------------------
 
     def _start(self) -> None:
-        # Each sandbox runs as a user of its own: processes of the last one, still dying,
-        # do not count against the next one's process limit.
-        self.sandbox = Sandbox(limits=self.limits, slot=self.slot, workdir=self.workdir, serial=next(_serials))
+        self.sandbox = Sandbox(limits=self.limits, workdir=self.workdir)
         self.sandbox.start()
         self.started, self.dirty = True, False
 

@@ -206,6 +206,56 @@ class Liar(torch.Tensor):
 '''
 
 
+KEYRING = '''
+import ctypes, errno, platform
+_libc = ctypes.CDLL(None, use_errno=True)
+_ADD_KEY, _KEYCTL = {"x86_64": (248, 250), "aarch64": (217, 219)}[platform.machine()]
+_USER_KEYRING, _SEARCH, _READ = -4, 10, 11
+def _outcome(result):
+    return "refused: " + errno.errorcode.get(ctypes.get_errno(), "?") if result < 0 else "done"
+'''
+
+
+def keyring_stash(notebook, course):
+    """The gd-step cell, besides defining a correct gd_step, leaves that code in its user's
+    kernel keyring, which outlives the sandbox and which any later sandbox of the same
+    user could read."""
+    target = cell(notebook, "gd-step-code")
+    payload = target.source
+    target.source = KEYRING + target.source + f'''
+_payload = {payload.encode()!r}
+print("add_key", _outcome(_libc.syscall(_ADD_KEY, b"user", b"gd-step", _payload, ctypes.c_long(len(_payload)),
+                                        ctypes.c_long(_USER_KEYRING))))
+'''
+
+
+KEYRING_FETCH = KEYRING + '''
+def gd_step(params, grads, lr):
+    key = _libc.syscall(_KEYCTL, ctypes.c_long(_SEARCH), ctypes.c_long(_USER_KEYRING), b"user", b"gd-step",
+                        ctypes.c_long(0))
+    if key < 0:
+        raise RuntimeError("nobody left a step in the keyring (" + _outcome(key) + ")")
+    buffer = ctypes.create_string_buffer(1 << 16)
+    size = _libc.syscall(_KEYCTL, ctypes.c_long(_READ), ctypes.c_long(key), buffer, ctypes.c_long(1 << 16))
+    found = {"torch": torch}
+    exec(buffer.raw[:size].decode(), found)
+    return found["gd_step"](params, grads, lr)
+'''
+
+
+NAMESPACE_ESCAPE = '''
+import ctypes, subprocess
+_libc = ctypes.CDLL(None, use_errno=True)
+for _flags in (0x10000000 | 0x00020000, 0x00020000):  # a user and mount namespace, then a mount namespace
+    print("unshare", "refused" if _libc.unshare(_flags) != 0 else "allowed")
+print("mount", "refused" if _libc.mount(b"none", b"/tmp", b"tmpfs", 0, b"size=1g") != 0 else "allowed")
+_child = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+                         "mount -t tmpfs none /mnt && head -c 805306368 /dev/zero > /mnt/hoard && echo hoarded"],
+                        capture_output=True, text=True)
+print("child", "hoarded" in _child.stdout)
+'''
+
+
 SUBMISSIONS = [
     Hostile(
         "patched-torch-comparisons",
@@ -448,6 +498,29 @@ SUBMISSIONS = [
                                "    warnings.warn('checking my step')\n    print('debug', file=sys.stderr)\n"
                                "    os.write(2, b'fd 2 again')\n    with torch.no_grad():"))),
         FULL,
+    ),
+    Hostile(
+        "keyring-leaves-a-solution",
+        "a correct solution that also leaves its gd_step in its user's kernel keyring for whoever "
+        "comes next: the sandbox refuses every keyring call, so nothing is left; full marks for its "
+        "own code",
+        edited(keyring_stash),
+        FULL, ("add_key refused: EPERM",),
+    ),
+    Hostile(
+        "keyring-fetches-a-solution",
+        "gd_step is left unwritten and instead runs whatever step another learner left in the "
+        "keyring: no sandbox can reach a keyring, so it finds nothing and gd-step earns 0",
+        edited(replace_in("gd-step-code", "    with torch.no_grad():\n", KEYRING_FETCH + "    with torch.no_grad():\n")),
+        with_scores(FULL, gd_step=0.0), ("nobody left a step in the keyring (refused: EPERM)",),
+    ),
+    Hostile(
+        "namespaces-and-mounts",
+        "a correct solution whose gd-fit cell tries to leave the sandbox's bounds: a user and mount "
+        "namespace of its own, a 1 GiB tmpfs over /tmp, and a child that maps itself root to fill a "
+        "tmpfs outside the sandbox's /tmp: every one is refused, and the grade is full",
+        edited(prepend("gd-fit-code", NAMESPACE_ESCAPE)),
+        FULL, ("unshare refused", "mount refused", "child False"),
     ),
 ]
 
