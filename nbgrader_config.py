@@ -44,6 +44,14 @@ c.Autograde.autograde_preprocessors = [
 # resumes; delete that folder to grade everything afresh.
 c.IsolatedExecute.timeout = 120
 c.IsolatedExecute.probe_timeout = 60
+# A whole notebook (an honest one takes well under a minute) may take this long and run this
+# many cells; past either, its remaining test cells score zero, with the reason.
+c.IsolatedExecute.notebook_timeout = 600
+c.IsolatedExecute.max_cells = 200
+
+# nbgrader collect refuses a submission that holds anything but the notebooks (a link to the
+# gradebook, say), which nbgrader's own copy would follow.
+c.ExchangeFactory.collect = "autograder.intake.CheckedCollect"
 
 # What a learner's solution cell holds in the release.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}

@@ -18,12 +18,21 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import time
 from collections.abc import Mapping
 
 from . import probe, wire
 from .feedback import SubmissionError
 from .runner import GraderError, run_checks
-from .sandbox import Limits, Sandbox, SandboxFailure
+from .sandbox import MAX_MESSAGE, Limits, Sandbox, SandboxFailure
+
+#: The largest cell (its source, in characters) the judge runs or keeps.
+MAX_CELL_SOURCE = 1_000_000
+#: The most a learner's cell may send back (bytes on the wire) and keep (characters of outputs).
+MAX_CELL_ANSWER = 8 * 2**20
+MAX_CELL_OUTPUT = 2_000_000
+#: The most all the learner's cells of one notebook keep as outputs (characters).
+MAX_NOTEBOOK_OUTPUT = 8_000_000
 
 @dataclasses.dataclass(frozen=True)
 class TrustedTest:
@@ -147,16 +156,21 @@ class Judge:
     """Runs a notebook's cells in a sandbox and grades its test cells here.
 
     ``tests`` maps the grade_id of each test cell the course knows to its trusted copy;
-    ``timeout`` bounds each cell, ``probe_timeout`` each observation of a check.
+    ``timeout`` bounds each cell, ``probe_timeout`` each observation of a check, ``budget``
+    the whole notebook (cells, checks and restarts, in seconds) and ``max_cells`` how many
+    of its cells run. Past either bound, no further cell runs and every test cell after it
+    scores zero, with the reason.
     """
 
     max_restarts = 8
 
     def __init__(self, tests: Mapping[str, TrustedTest], *, timeout: float = 120, probe_timeout: float = 60,
-                 limits: Limits = Limits(), workdir=None):
+                 limits: Limits = Limits(), budget: float = 600, max_cells: int = 200):
         self.tests = dict(tests)
         self.timeout, self.probe_timeout = timeout, probe_timeout
-        self.limits, self.workdir = limits, workdir
+        self.limits, self.budget, self.max_cells = limits, budget, max_cells
+        self.deadline = time.monotonic() + budget
+        self.cells_run, self.output_size = 0, 0
         self.sandbox: Sandbox | None = None
         self.replay: list[str] = []  # cells to run again after a restart
         self.started, self.restarts = False, 0
@@ -166,7 +180,7 @@ class Judge:
     # --- the sandbox ---------------------------------------------------------------
 
     def _start(self) -> None:
-        self.sandbox = Sandbox(limits=self.limits, workdir=self.workdir)
+        self.sandbox = Sandbox(limits=self.limits)
         self.sandbox.start()
         self.started, self.dirty = True, False
 
@@ -179,15 +193,31 @@ class Judge:
         self.restarts += 1
         self._start()
         for code in self.replay:
-            self.sandbox.request({"op": "exec", "code": code}, self.timeout)
+            self._ask({"op": "exec", "code": code}, self.timeout, MAX_CELL_ANSWER)
 
-    def request(self, message: dict, timeout: float) -> dict:
-        if not self.started:
-            self._start()
-        elif self.sandbox is None or not self.sandbox.alive or self.dirty:
-            self._restart()
+    @property
+    def spent(self) -> str:
+        return f"the notebook used up its time budget of {self.budget:g} s"
+
+    def _ask(self, message: dict, timeout: float, limit: int) -> dict:
+        """The sandbox's answer within ``timeout`` and what is left of the budget."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise SandboxFailure(self.spent, timed_out=True)
         try:
-            answer = self.sandbox.request(message, timeout)
+            return self.sandbox.request(message, min(timeout, left), limit)
+        except SandboxFailure as failure:
+            if failure.timed_out and left < timeout:
+                raise SandboxFailure(self.spent, timed_out=True) from None
+            raise
+
+    def request(self, message: dict, timeout: float, limit: int = MAX_MESSAGE) -> dict:
+        try:
+            if not self.started:
+                self._start()
+            elif self.sandbox is None or not self.sandbox.alive or self.dirty:
+                self._restart()
+            answer = self._ask(message, timeout, limit)
         except SandboxFailure:
             self.dirty = True
             raise
@@ -203,15 +233,31 @@ class Judge:
     # --- cells -----------------------------------------------------------------------
 
     def execute(self, source: str) -> list[dict]:
-        """Run a learner's cell in the sandbox; its outputs."""
+        """Run a learner's cell in the sandbox; its outputs, within the notebook's share."""
+        self.cells_run += 1
+        if len(source) > MAX_CELL_SOURCE:
+            return [failed_cell(f"the cell is longer than {MAX_CELL_SOURCE:,} characters; it was not run")]
         try:
-            answer = self.request({"op": "exec", "code": source}, self.timeout)
+            answer = self.request({"op": "exec", "code": source}, self.timeout, MAX_CELL_ANSWER)
         except SandboxFailure as failure:
-            return [{"output_type": "error", "ename": "CellFailure", "evalue": failure.reason,
-                     "traceback": [f"This cell did not finish: {failure.reason}."]}]
+            return [failed_cell(failure.reason)]
         self.replay.append(source)
         outputs = answer.get("outputs")
-        return sanitize_outputs(outputs if isinstance(outputs, list) else [])
+        outputs = sanitize_outputs(outputs if isinstance(outputs, list) else [])
+        size = output_size(outputs)
+        if self.output_size + size > MAX_NOTEBOOK_OUTPUT:
+            return [stream(f"(This cell's outputs were not kept: the notebook's outputs passed "
+                           f"{MAX_NOTEBOOK_OUTPUT:,} characters.)\n")]
+        self.output_size += size
+        return outputs
+
+    def stopped(self) -> str | None:
+        """Why no further cell of the notebook runs, if none does."""
+        if self.cells_run >= self.max_cells:
+            return f"the notebook has more than {self.max_cells} cells to run"
+        if time.monotonic() >= self.deadline:
+            return self.spent
+        return None
 
     def grade_cell(self, test: TrustedTest) -> list[dict]:
         """The outputs of a test cell: a report per grade() call, then the score."""
@@ -247,12 +293,23 @@ class Judge:
         from .notebook import grade_id, is_test_cell
 
         judged = set()
+        self.deadline = time.monotonic() + self.budget
         try:
             for cell in notebook.cells:
                 if cell.get("cell_type") != "code":
+                    if len(cell.get("source", "")) > MAX_CELL_SOURCE:
+                        cell["source"] = f"(A cell longer than {MAX_CELL_SOURCE:,} characters was cut.)"
                     continue
                 cell["execution_count"] = None
                 key = grade_id(cell)
+                reason = self.stopped()
+                if reason is not None:
+                    graded = is_test_cell(cell) and key in self.tests and key not in judged
+                    judged.add(key)
+                    cell["outputs"] = nbformat.from_dict(
+                        [stream(f"Not graded: {reason}.\n"), score_output(0.0)] if graded
+                        else [stream(f"Not run: {reason}.\n")])
+                    continue
                 if is_test_cell(cell):
                     if key in self.tests and key not in judged:
                         judged.add(key)
@@ -275,8 +332,24 @@ def score_output(score: float) -> dict:
             "data": {"text/plain": repr(float(score))}}
 
 
+def failed_cell(reason: str) -> dict:
+    return {"output_type": "error", "ename": "CellFailure", "evalue": reason,
+            "traceback": [f"This cell did not finish: {reason}."]}
+
+
+def output_size(outputs: list[dict]) -> int:
+    """Characters of an output list's text and data, roughly what it adds to the notebook."""
+    size = 0
+    for output in outputs:
+        for value in [output.get("text", ""), output.get("evalue", ""), *output.get("traceback", []),
+                      *output.get("data", {}).values()]:
+            size += len(value)
+    return size
+
+
 def sanitize_outputs(outputs: list) -> list[dict]:
-    """The sandbox's outputs of a learner's cell, reduced to the shapes nbformat allows."""
+    """The sandbox's outputs of a learner's cell, reduced to the shapes nbformat allows and
+    to :data:`MAX_CELL_OUTPUT` characters in all (what follows is dropped, with a note)."""
     clean = []
     for output in outputs[:50]:
         if not isinstance(output, dict):
@@ -296,4 +369,11 @@ def sanitize_outputs(outputs: list) -> list[dict]:
             clean.append({"output_type": "error", "ename": str(output.get("ename", "Error"))[:200],
                           "evalue": str(output.get("evalue", ""))[:4000],
                           "traceback": [str(t)[:20_000] for t in traceback[:5]] if isinstance(traceback, list) else []})
-    return clean
+    kept, size = [], 0
+    for output in clean:
+        size += output_size([output])
+        if size > MAX_CELL_OUTPUT:
+            kept.append(stream(f"\n... (more outputs than {MAX_CELL_OUTPUT:,} characters were not kept)\n"))
+            break
+        kept.append(output)
+    return kept

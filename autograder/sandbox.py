@@ -8,7 +8,7 @@ the message). The sandbox
 - sees only what the course environment needs, read-only: the system's ``/usr``, the
   Python installation, the virtual environment and the ``autograder`` package. The
   course's own files (solutions, hidden tests, the gradebook, other learners' work) are
-  not there at all;
+  not there at all, nor is any file of the submission: its cells come over the pipe;
 - can write only to its own ``/tmp``, a small memory-backed file system;
 - has no network, its own process tree (all of it ends with the sandbox), and, when it
   is started by root, runs as an unprivileged user no other sandbox runs as at the same
@@ -143,7 +143,7 @@ class UserLease:
             self.fd = None
 
 
-def command(limits: Limits, uid: int, workdir: Path | None, environ: dict[str, str], seccomp_fd: int) -> list[str]:
+def command(limits: Limits, uid: int, environ: dict[str, str], seccomp_fd: int) -> list[str]:
     """The ``bwrap`` command line that starts the worker (as ``uid``, when run by root),
     with the system call filter read from ``seccomp_fd`` (:mod:`autograder.seccomp`)."""
     bwrap = bwrap_path()
@@ -176,8 +176,6 @@ def command(limits: Limits, uid: int, workdir: Path | None, environ: dict[str, s
         args += ["--perms", "0755", "--dir", directory]
     for mount in mounts:
         args += ["--ro-bind", mount, mount]
-    if workdir is not None:
-        args += ["--ro-bind", str(workdir), "/submission"]
     for key, value in environ.items():
         args += ["--setenv", key, value]
     args += ["--chdir", "/tmp", "--", str(Path(sys.prefix) / "bin" / "python"), "-I", "-m", "autograder.worker",
@@ -201,10 +199,15 @@ def sandbox_environ(threads: int = 1) -> dict[str, str]:
     }
 
 
-def write_message(fd: int, message) -> None:
+def frame(message) -> bytes:
+    """A message as it crosses the pipe: its length, then its JSON."""
     data = json.dumps(message, allow_nan=False, separators=(",", ":")).encode()
-    payload = HEADER.pack(len(data)) + data
-    view = memoryview(payload)
+    return HEADER.pack(len(data)) + data
+
+
+def write_message(fd: int, message) -> None:
+    """Blocking write of a whole message (for the worker's side of the pipe)."""
+    view = memoryview(frame(message))
     while view:
         written = os.write(fd, view)
         view = view[written:]
@@ -225,8 +228,8 @@ def read_exactly(fd: int, count: int) -> bytes:
 class Sandbox:
     """One running worker. :meth:`request` sends a message and waits for the answer."""
 
-    def __init__(self, *, limits: Limits = Limits(), workdir: Path | None = None, threads: int = 1):
-        self.limits, self.workdir, self.threads = limits, workdir, threads
+    def __init__(self, *, limits: Limits = Limits(), threads: int = 1):
+        self.limits, self.threads = limits, threads
         self.lease: UserLease | None = None
         self.process: subprocess.Popen | None = None
         self.pid: int | None = None
@@ -241,7 +244,7 @@ class Sandbox:
         try:
             with open(loader, "wb") as pipe:
                 pipe.write(seccomp.program())
-            args = command(self.limits, uid, self.workdir, sandbox_environ(self.threads), program)
+            args = command(self.limits, uid, sandbox_environ(self.threads), program)
             self.process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                             stderr=subprocess.PIPE, start_new_session=True, pass_fds=(program,))
         except BaseException:
@@ -262,30 +265,52 @@ class Sandbox:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def request(self, message: dict, timeout: float) -> dict:
-        """Send ``message``; the worker's answer (a dict). Raises :class:`SandboxFailure`
-        when the worker runs past ``timeout`` seconds, dies or answers nonsense; the
-        sandbox is then closed."""
+    def request(self, message: dict, timeout: float, limit: int = MAX_MESSAGE) -> dict:
+        """Send ``message``; the worker's answer (a dict) of at most ``limit`` bytes. Raises
+        :class:`SandboxFailure` when sending and answering take more than ``timeout`` seconds
+        together, the worker dies or answers nonsense; the sandbox is then closed."""
         if not self.alive:
             raise SandboxFailure("the sandbox had already stopped")
         # Every answer must carry its request's number: a stray or forged message, or an
         # answer that comes late, can never be taken for the answer to another request.
         self.seq += 1
+        deadline = time.monotonic() + timeout
         try:
-            write_message(self.process.stdin.fileno(), dict(message, seq=self.seq))
+            self._send(frame(dict(message, seq=self.seq)), deadline, timeout)
         except (BrokenPipeError, OSError):
             reason = self._death()
             self.close()
             raise SandboxFailure(reason) from None
-        answer = self._receive(timeout)
+        answer = self._receive(deadline - time.monotonic(), limit=limit, shown=timeout)
         if not isinstance(answer, dict) or answer.get("seq") != self.seq:
             self.close()
             raise SandboxFailure("it broke the grader's protocol (an answer that was not to this request)")
         return answer
 
-    def _receive(self, timeout: float, starting: bool = False):
-        deadline = time.monotonic() + timeout
-        buffer = b""
+    def _send(self, payload: bytes, deadline: float, shown: float) -> None:
+        """Write ``payload`` to the worker by ``deadline``: a worker that stops reading
+        (its learner's code took the pipe, say) costs that request, never the grader."""
+        fd = self.process.stdin.fileno()
+        os.set_blocking(fd, False)
+        view = memoryview(payload)
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_WRITE)
+            while view:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.close()
+                    raise SandboxFailure(f"it ran past the time limit of {shown:g} s (it stopped reading)",
+                                         timed_out=True)
+                if selector.select(remaining):
+                    try:
+                        view = view[os.write(fd, view):]
+                    except BlockingIOError:
+                        continue
+
+    def _receive(self, timeout: float, starting: bool = False, limit: int = MAX_MESSAGE, shown: float | None = None):
+        deadline = time.monotonic() + max(timeout, 0)
+        shown = timeout if shown is None else shown
+        buffer = bytearray()
         wanted = None
         out, err = self.process.stdout.fileno(), self.process.stderr.fileno()
         with selectors.DefaultSelector() as selector:
@@ -297,7 +322,7 @@ class Sandbox:
                     self.close()
                     if starting:
                         raise SandboxUnavailable(f"the sandbox did not start within {timeout:g} s")
-                    raise SandboxFailure(f"it ran past the time limit of {timeout:g} s", timed_out=True)
+                    raise SandboxFailure(f"it ran past the time limit of {shown:g} s", timed_out=True)
                 for key, _ in selector.select(remaining):
                     try:
                         chunk = os.read(key.fd, 1 << 20)
@@ -321,14 +346,14 @@ class Sandbox:
                     buffer += chunk
                     if wanted is None and len(buffer) >= HEADER.size:
                         (wanted,) = HEADER.unpack(buffer[:HEADER.size])
-                        if wanted > MAX_MESSAGE:
+                        if wanted > limit:
                             self.close()
                             raise SandboxFailure("it sent back more than the grader reads")
                     if wanted is not None and len(buffer) >= HEADER.size + wanted:
                         body, rest = buffer[HEADER.size:HEADER.size + wanted], buffer[HEADER.size + wanted:]
                         try:
                             message = json.loads(body)
-                        except (ValueError, UnicodeDecodeError):
+                        except (ValueError, UnicodeDecodeError, RecursionError):
                             self.close()
                             raise SandboxFailure("it broke the grader's protocol") from None
                         if rest:

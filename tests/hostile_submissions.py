@@ -3,8 +3,9 @@ and why. Every one is graded through the instructor's path (tests/test_hostile.p
 one class with honest submissions whose grades must not move.
 
 Points per test cell: gd-step 3, gd-fit 3, gd-step-size 2, gd-optimizer 4 (12 in all).
-A prediction of None means the file cannot be read as a notebook: nbgrader records no
-grade for it and the other submissions are graded as usual.
+A prediction of None means the file cannot be read as a notebook, or, with ``refused``,
+that its submission folder is refused: nbgrader records no grade for it and the other
+submissions are graded as usual.
 """
 
 from __future__ import annotations
@@ -31,13 +32,19 @@ STUB = "    # YOUR CODE HERE\n    raise NotImplementedError()\n"
 class Hostile:
     """A submission: ``build(course)`` gives its bytes (``course`` is the course folder,
     which some attacks try to reach). ``scores`` predicts each test cell; ``why`` says
-    what it tries and why that is the score; ``messages`` must appear in its feedback."""
+    what it tries and why that is the score; ``messages`` must appear in its feedback.
+    ``beside(folder, course)``, if given, plants more in the submission's folder
+    (``submitted/<student>/<assignment>/``, the notebook already in it) instead of the
+    notebook coming through the LMS archive; ``refused`` is then the reason the batch
+    gives for refusing it."""
 
     name: str
     why: str
     build: Callable[[Path], bytes]
     scores: dict[str, float] | None
     messages: tuple[str, ...] = ()
+    beside: Callable[[Path, Path], None] | None = None
+    refused: str = ""
 
     @property
     def total(self) -> float:
@@ -254,6 +261,70 @@ _child = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh"
                         capture_output=True, text=True)
 print("child", "hoarded" in _child.stdout)
 '''
+
+
+#: Learner code that reaches the sandbox's worker, in whose process it runs.
+WORKER = '''
+import gc, types
+worker = next(f for f in gc.get_objects() if isinstance(f, types.FunctionType) and f.__name__ == "serve"
+              and f.__module__ == "__main__").__globals__
+'''
+
+
+def appended(*sources):
+    """A change: code cells with ``sources`` added at the end of the notebook."""
+    def change(notebook, course):
+        notebook.cells.extend(nbformat.v4.new_code_cell(source) for source in sources)
+
+    return change
+
+
+def before_everything(*sources):
+    """A change: code cells with ``sources`` added right after the setup cell."""
+    def change(notebook, course):
+        notebook.cells[2:2] = [nbformat.v4.new_code_cell(source) for source in sources]
+
+    return change
+
+
+#: The class's time budget per notebook (tests/test_hostile.py sets it).
+BUDGET = 90
+
+HUGE_OUTPUTS = WORKER + '''
+import autograder.probe
+from IPython.display import display
+_huge = {"output_type": "display_data", "data": {"image/png": "A" * 1_900_000, "text/plain": "x"}, "metadata": {}}
+worker["display_data"] = lambda data, output_type="display_data": dict(_huge, output_type=output_type)
+autograder.probe.error_data = lambda error: {"type": "ValueError", "message": "m" * 8_000_000}
+for _ in range(48):
+    display("big")
+'''
+
+
+def shadowing_package(folder, course):
+    """A package named like one the notebook imports: run from the submission's folder it
+    would take matplotlib's place, and a cached result keyed by the notebook alone would be
+    served to every learner who handed in the same cells."""
+    (folder / "matplotlib").mkdir()
+    (folder / "matplotlib" / "__init__.py").write_text("import torch\ntorch.Tensor.sub_ = torch.Tensor.add_\n")
+
+
+def startup_module(folder, course):
+    (folder / "sitecustomize.py").write_text("import torch\ntorch.manual_seed = lambda seed: None\n")
+
+
+def links_to_private_files(folder, course):
+    (folder / "gradebook.db").symlink_to(course / "gradebook.db")
+    (folder / "source.ipynb").symlink_to(course / "solutions" / A / "gradient-descent.ipynb")
+
+
+def student_folder_is_a_link(folder, course):
+    """The whole student folder is a link to an honest learner's, to earn their grade."""
+    student = folder.parent
+    for path in sorted(student.rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    student.rmdir()
+    student.symlink_to(student.parent / "control-reference")
 
 
 SUBMISSIONS = [
@@ -522,6 +593,60 @@ SUBMISSIONS = [
         edited(prepend("gd-fit-code", NAMESPACE_ESCAPE)),
         FULL, ("unshare refused", "mount refused", "child False"),
     ),
+]
+
+SUBMISSIONS += [
+    Hostile("many-slow-cells", f"eight cells that each sleep 15 s (under the class's 20 s cell limit) before "
+            f"anything is defined: the notebook's {BUDGET} s budget runs out, nothing after it runs, and "
+            "every test cell scores 0 with the reason",
+            edited(before_everything(*["import time\ntime.sleep(15)"] * 8)), {k: 0.0 for k in FULL},
+            (f"Not graded: the notebook used up its time budget of {BUDGET} s",)),
+    Hostile("thousands-of-empty-cells", "5,000 empty code cells before the solution: the first 200 run, "
+            "and every test cell after them scores 0 with the reason",
+            edited(before_everything(*[""] * 5000)), {k: 0.0 for k in FULL},
+            ("Not graded: the notebook has more than 200 cells to run",)),
+    Hostile("stops-reading-its-requests", "a correct solution, then a cell that makes the sandbox stop reading "
+            "the grader's requests, then a cell of 900 kB: the write of that cell is cut off at the time "
+            "limit instead of blocking the class forever; full marks",
+            edited(appended(WORKER + "import time\nworker['read_exactly'] = lambda fd, n: time.sleep(3600)",
+                            "#" * 900_000)),
+            FULL, ("stopped reading",)),
+    Hostile("answer-nested-past-any-parser", "a correct solution, then a cell whose answer to the grader is "
+            "nested 50,000 deep: the reader refuses it as a broken protocol (that cell alone); full marks",
+            edited(appended(WORKER + "import os, struct\n"
+                            "def nested(fd, message):\n"
+                            "    body = b'{\"seq\":%d,\"op\":\"done\",\"outputs\":' % message['seq'] "
+                            "+ b'[' * 50000 + b']' * 50000 + b'}'\n"
+                            "    os.write(fd, struct.pack('>I', len(body)) + body)\n"
+                            "worker['write_message'] = nested")),
+            FULL, ("broke the grader's protocol",)),
+    Hostile("outputs-past-every-cap", "the worker patched to send 48 outputs of 1.9 MB for a cell and 8 MB "
+            "error messages for the checks, with gd_step raising: the cell keeps 2 MB of outputs, each "
+            "message is cut to 4,000 characters, gd-step earns 0 and the autograded notebook stays small",
+            edited(both(prepend("gd-step-code", HUGE_OUTPUTS),
+                        replace_in("gd-step-code", "    with torch.no_grad():",
+                                   "    raise ValueError('no')\n    with torch.no_grad():"))),
+            with_scores(FULL, gd_step=0.0), ("were not kept",)),
+]
+
+#: Submissions whose folder is refused: the notebook in each is the honest reference's, cell
+#: for cell, so a result cached for one of them would be the control's too.
+SUBMISSIONS += [
+    Hostile("shadowing-package-beside-a-copy", "a copy of the reference notebook beside a matplotlib/ "
+            "package that flips every step's sign: refused (a submission is its notebooks), and the "
+            "honest reference graded in the same class keeps its 12",
+            edited(lambda notebook, course: None), None, beside=shadowing_package,
+            refused="matplotlib/ is a folder"),
+    Hostile("startup-module-beside-a-copy", "a copy of the reference notebook beside a sitecustomize.py "
+            "that Python would run first: refused", edited(lambda notebook, course: None), None,
+            beside=startup_module, refused="sitecustomize.py is not one of the assignment's notebooks"),
+    Hostile("links-to-the-gradebook-and-the-source", "links to gradebook.db and to the source notebook "
+            "beside the notebook, which a copy of the folder would follow into the learner's feedback: "
+            "refused", edited(lambda notebook, course: None), None, beside=links_to_private_files,
+            refused="gradebook.db is a symbolic link"),
+    Hostile("student-folder-links-to-another", "the learner's whole folder is a link to an honest "
+            "learner's, to be graded with their notebook: refused", edited(lambda notebook, course: None),
+            None, beside=student_folder_is_a_link, refused="student-folder-links-to-another is a symbolic link"),
 ]
 
 #: Honest submissions graded in the same class: their grades must not move.

@@ -16,7 +16,7 @@ import zipfile
 import pytest
 
 from conftest import ROOT, once, run
-from hostile_submissions import A, CONTROLS, SUBMISSIONS
+from hostile_submissions import A, BUDGET, CONTROLS, SUBMISSIONS
 from submissions import mentions
 
 pytestmark = pytest.mark.slow
@@ -31,11 +31,19 @@ def student(name: str) -> str:
 
 def grade_class(course) -> dict:
     shutil.copy(ROOT / "nbgrader_config.py", course)
+    with (course / "nbgrader_config.py").open("a") as config:
+        config.write(f"\nc.IsolatedExecute.notebook_timeout = {BUDGET}\n")
     shutil.copytree(ROOT / "solutions" / A, course / "solutions" / A)
     run(["nbgrader", "generate_assignment", A], cwd=course)
     download = course.parent / f"{course.name}-lms.zip"
     with zipfile.ZipFile(download, "w") as archive:
         for submission in SUBMISSIONS:
+            if submission.beside:
+                folder = course / "submitted" / student(submission.name) / A
+                folder.mkdir(parents=True)
+                (folder / f"{NOTEBOOK}.ipynb").write_bytes(submission.build(course))
+                submission.beside(folder, course)
+                continue
             archive.writestr(f"{student(submission.name)}_attempt_{NOTEBOOK}.ipynb", submission.build(course))
         for control in CONTROLS:
             archive.writestr(f"control-{control.name}_attempt_{NOTEBOOK}.ipynb",
@@ -83,9 +91,11 @@ def test_each_hostile_submission_gets_the_predicted_score(course, submission):
     folder, outcome = course
     scores = recorded(folder).get(student(submission.name))
     if submission.scores is None:
-        # Not a notebook: nbgrader records nothing, and the batch says why.
+        # Not a notebook, or a folder refused: nbgrader records nothing, and the batch says why.
         assert not scores or not any(scores.values()), scores
-        assert f"{student(submission.name)}: not a notebook nbgrader can read" in outcome["stderr"]
+        reason = f"SubmissionRefused: {submission.refused}" if submission.refused else "not a notebook nbgrader can read"
+        assert any(line.startswith(f"  {student(submission.name)}: ") and reason in line
+                   for line in outcome["stderr"].splitlines()), outcome["stderr"]
         return
     assert scores == pytest.approx(submission.scores), f"{submission.name}: {submission.why}\n{outcome['stderr']}"
 
@@ -119,13 +129,15 @@ def test_output_of_hundreds_of_megabytes_is_cut_short(course):
     folder, _ = course
     graded = folder / "autograded" / "hundreds-of-megabytes-of-output" / A / f"{NOTEBOOK}.ipynb"
     assert graded.stat().st_size < 2_000_000
+    capped = folder / "autograded" / "outputs-past-every-cap" / A / f"{NOTEBOOK}.ipynb"
+    assert capped.stat().st_size < 5_000_000
 
 
 def test_the_batch_reports_every_result(course):
     folder, outcome = course
     # Exit status 1: some files could not be graded, and the batch names exactly those.
     assert outcome["returncode"] == 1, outcome["stderr"]
-    unreadable = {student(s.name) for s in SUBMISSIONS if s.scores is None}
+    unreadable = {student(s.name) for s in SUBMISSIONS if s.scores is None and not s.refused}
     named = {line.split(":")[0].strip() for line in outcome["stderr"].splitlines()
              if "not a notebook nbgrader can read" in line and line.startswith("  ")}
     assert named == unreadable

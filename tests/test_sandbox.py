@@ -254,7 +254,7 @@ def test_a_process_that_ends_itself_is_reported():
 def test_without_bubblewrap_the_grader_says_what_to_install(monkeypatch):
     monkeypatch.setattr(sandboxes, "bwrap_path", lambda: None)
     with pytest.raises(SandboxUnavailable, match="apt-get install bubblewrap"):
-        sandboxes.command(Limits(), 0, None, {}, 0)
+        sandboxes.command(Limits(), 0, {}, 0)
 
 
 @pytest.mark.parametrize("source", [
