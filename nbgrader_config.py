@@ -65,7 +65,10 @@ c.FileNameCollectorPlugin.named_regexp = (
     r".*/(?P<student_id>[^/_]+)_(?:[^/]*_)?(?P<file_id>[^/_]+\.ipynb)$"
 )
 
-# Feedback shows each check's report, never the source of the hidden tests.
+# Feedback shows each check's report, never the source of the hidden tests. The HTML of
+# learners' markdown cells and outputs is sanitized (no script, no event handler, no
+# javascript: link), in the feedback and in the formgrader alike.
+c.HTMLExporter.sanitize_html = True
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbgrader.preprocessors.ClearHiddenTests",

@@ -9,7 +9,11 @@ observations (:class:`Remote`). So the checks, the oracles and the score are com
 a process in which no learner code ever ran, from plain data.
 
 Every test cell gets the same outputs as in a notebook: one report per ``grade`` call
-and, last, the score as the cell's value. A cell that hangs or kills the sandbox costs
+and, last, the score as the cell's value. A test cell's visible ``grade`` calls run where
+the cell stands; its hidden ones (between nbgrader's hidden-test markers) run after every
+learner cell of the notebook, and their reports say which checks failed but not how
+(:func:`redacted`): the learner's code sees a hidden case only when no learner cell is
+left to run, and nothing it does then reaches the feedback but the points. A cell that hangs or kills the sandbox costs
 that cell; the sandbox is started afresh and the cells before it are run again, up to
 :attr:`Judge.max_restarts` times.
 """
@@ -18,14 +22,17 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import re
 import time
 from collections.abc import Mapping
 
 from . import probe, wire
 from .feedback import SubmissionError
-from .runner import GraderError, run_checks
+from .runner import GraderError, Report, run_checks
 from .sandbox import MAX_MESSAGE, Limits, Sandbox, SandboxFailure
 
+#: An image's data is base64 and nothing else: it lands inside an HTML attribute.
+BASE64 = re.compile(r"[A-Za-z0-9+/\s]*={0,2}\s*")
 #: The largest cell (its source, in characters) the judge runs or keeps.
 MAX_CELL_SOURCE = 1_000_000
 #: The most a learner's cell may send back (bytes on the wire) and keep (characters of outputs).
@@ -53,6 +60,7 @@ class GradeCall:
     points: float
     seed: int = 0
     cases: int = 2
+    hidden: bool = False
 
 
 def _constant(node, kinds, what):
@@ -91,6 +99,12 @@ def grade_calls(source: str) -> list[GradeCall]:
         tree = ast.parse(source)
     except SyntaxError as error:
         raise CellFormError(f"it does not parse: {error.msg}") from None
+    hidden, inside = set(), False
+    for number, line in enumerate(source.splitlines(), 1):
+        if "BEGIN HIDDEN TESTS" in line or "END HIDDEN TESTS" in line:
+            inside = "BEGIN" in line
+        elif inside:
+            hidden.add(number)
     body = tree.body
     if len(body) < 2 or not (isinstance(body[-1], ast.Expr) and isinstance(body[-1].value, ast.Name)
                              and body[-1].value.id == "score"):
@@ -102,18 +116,42 @@ def grade_calls(source: str) -> list[GradeCall]:
             raise CellFormError("each line assigns score")
         value = statement.value
         if index == 0:
-            calls.append(_grade_call(value))
+            calls.append(dataclasses.replace(_grade_call(value), hidden=statement.lineno in hidden))
             continue
         if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "min"
                 and len(value.args) == 2 and not value.keywords and isinstance(value.args[0], ast.Name)
                 and value.args[0].id == "score"):
             raise CellFormError("later lines are score = min(score, grade(...))")
-        calls.append(_grade_call(value.args[1]))
+        calls.append(dataclasses.replace(_grade_call(value.args[1]), hidden=statement.lineno in hidden))
     return calls
 
 
 def stream(text: str, name: str = "stdout") -> dict:
     return {"output_type": "stream", "name": name, "text": text}
+
+
+#: What a hidden check's report says of a failure, in place of its message.
+HIDDEN_FAILURE = "failed on a hidden case (what a hidden case saw and produced is not shown)"
+
+
+def redacted(report: Report) -> Report:
+    """A hidden ``grade`` call's report: each check's outcome and the points, and no word
+    the learner's code could have shaped (a failure's message, which may quote what the
+    code returned or raised, and the checks' notes)."""
+    return dataclasses.replace(report, checks=[
+        dataclasses.replace(check, message=HIDDEN_FAILURE if check.status == "failed" else check.message, notes=[])
+        for check in report.checks])
+
+
+@dataclasses.dataclass
+class Graded:
+    """A test cell whose visible ``grade`` calls are graded, its hidden ones still to run."""
+
+    cell: dict
+    points: float
+    outputs: list[dict]
+    score: float | None
+    hidden: list[GradeCall]
 
 
 class Remote(probe.Submission):
@@ -259,18 +297,10 @@ class Judge:
             return self.spent
         return None
 
-    def grade_cell(self, test: TrustedTest) -> list[dict]:
-        """The outputs of a test cell: a report per grade() call, then the score."""
-        try:
-            calls = grade_calls(test.source)
-        except CellFormError as error:
-            return [stream(f"This test cell cannot be graded: {error}.\n"),
-                    score_output(0.0)]
+    def _grade(self, calls: list[GradeCall]) -> tuple[list[dict], float | None]:
+        """A report per ``grade`` call (redacted for a hidden one), and the least score."""
         outputs, score = [], None
         for call in calls:
-            if call.points != test.points:
-                return [stream(f"grade(..., points={call.points:g}) does not match the cell's "
-                               f"{test.points:g} points; the cell is not graded.\n"), score_output(0.0)]
             try:
                 report = run_checks(call.part, Remote(self, call.name), points=call.points,
                                     seed=call.seed, cases=call.cases)
@@ -278,12 +308,42 @@ class Judge:
                 outputs.append(stream(f"The checks of {call.part} could not run: {error}\n"))
                 earned = 0.0
             else:
-                data = report._repr_mimebundle_()
+                data = (redacted(report) if call.hidden else report)._repr_mimebundle_()
                 outputs.append({"output_type": "display_data", "data": data, "metadata": {}})
                 earned = report.earned
             score = earned if score is None else min(score, earned)
-        outputs.append(score_output(min(max(score or 0.0, 0.0), test.points)))
-        return outputs
+        return outputs, score
+
+    def grade_cell(self, cell: dict, test: TrustedTest) -> Graded:
+        """Grade the visible ``grade`` calls of a test cell where it stands; its hidden ones
+        wait for :meth:`finish`."""
+        try:
+            calls = grade_calls(test.source)
+        except CellFormError as error:
+            return Graded(cell, test.points, [stream(f"This test cell cannot be graded: {error}.\n")], 0.0, [])
+        for call in calls:
+            if call.points != test.points:
+                return Graded(cell, test.points, [stream(f"grade(..., points={call.points:g}) does not match the "
+                                                         f"cell's {test.points:g} points; the cell is not graded.\n")],
+                              0.0, [])
+        outputs, score = self._grade([call for call in calls if not call.hidden])
+        return Graded(cell, test.points, outputs, score, [call for call in calls if call.hidden])
+
+    def finish(self, graded: Graded) -> None:
+        """Run a test cell's hidden calls (after every learner cell) and give the cell its
+        outputs: the reports, then the least score."""
+        import nbformat
+
+        outputs, score = list(graded.outputs), graded.score
+        if graded.hidden:
+            if time.monotonic() >= self.deadline:
+                more, earned = [stream(f"The hidden checks were not run: {self.spent}.\n")], 0.0
+            else:
+                more, earned = self._grade(graded.hidden)
+            outputs += more
+            score = earned if score is None else min(score, earned)
+        graded.cell["outputs"] = nbformat.from_dict(outputs + [score_output(min(max(score or 0.0, 0.0),
+                                                                               graded.points))])
 
     def run(self, notebook) -> list[str]:
         """Run ``notebook`` (nbformat v4, changed in place): every code cell gets its
@@ -292,7 +352,7 @@ class Judge:
 
         from .notebook import grade_id, is_test_cell
 
-        judged = set()
+        judged, pending = set(), []
         self.deadline = time.monotonic() + self.budget
         try:
             for cell in notebook.cells:
@@ -313,13 +373,15 @@ class Judge:
                 if is_test_cell(cell):
                     if key in self.tests and key not in judged:
                         judged.add(key)
-                        cell["outputs"] = nbformat.from_dict(self.grade_cell(self.tests[key]))
+                        pending.append(self.grade_cell(cell, self.tests[key]))
                     else:
                         why = "a second copy of a test cell" if key in judged else "not a test cell of this assignment"
                         self.notes.append(f"a cell marked as a test ({key}) is {why}; it was not run")
                         cell["outputs"] = nbformat.from_dict([stream(f"Not run: {why}.\n")])
                     continue
                 cell["outputs"] = nbformat.from_dict(self.execute(cell.get("source", "")))
+            for test in pending:
+                self.finish(test)
         finally:
             self.close()
         if self.restarts:
@@ -348,8 +410,9 @@ def output_size(outputs: list[dict]) -> int:
 
 
 def sanitize_outputs(outputs: list) -> list[dict]:
-    """The sandbox's outputs of a learner's cell, reduced to the shapes nbformat allows and
-    to :data:`MAX_CELL_OUTPUT` characters in all (what follows is dropped, with a note)."""
+    """The sandbox's outputs of a learner's cell, reduced to the shapes nbformat allows (text,
+    and PNG images whose data is base64) and to :data:`MAX_CELL_OUTPUT` characters in all
+    (what follows is dropped, with a note)."""
     clean = []
     for output in outputs[:50]:
         if not isinstance(output, dict):
@@ -359,7 +422,8 @@ def sanitize_outputs(outputs: list) -> list[dict]:
             clean.append(stream(str(output.get("text", ""))[:100_000], output["name"]))
         elif kind in ("display_data", "execute_result") and isinstance(output.get("data"), dict):
             data = {k: v for k, v in output["data"].items()
-                    if k in ("text/plain", "image/png") and isinstance(v, str) and len(v) < 2_000_000}
+                    if k in ("text/plain", "image/png") and isinstance(v, str) and len(v) < 2_000_000
+                    and (k != "image/png" or BASE64.fullmatch(v))}
             item = {"output_type": kind, "data": data or {"text/plain": ""}, "metadata": {}}
             if kind == "execute_result":
                 item["execution_count"] = None

@@ -32,7 +32,8 @@ STUB = "    # YOUR CODE HERE\n    raise NotImplementedError()\n"
 class Hostile:
     """A submission: ``build(course)`` gives its bytes (``course`` is the course folder,
     which some attacks try to reach). ``scores`` predicts each test cell; ``why`` says
-    what it tries and why that is the score; ``messages`` must appear in its feedback.
+    what it tries and why that is the score; ``messages`` must appear in its feedback,
+    ``absent`` must not.
     ``beside(folder, course)``, if given, plants more in the submission's folder
     (``submitted/<student>/<assignment>/``, the notebook already in it) instead of the
     notebook coming through the LMS archive; ``refused`` is then the reason the batch
@@ -45,6 +46,7 @@ class Hostile:
     messages: tuple[str, ...] = ()
     beside: Callable[[Path, Path], None] | None = None
     refused: str = ""
+    absent: tuple[str, ...] = ()
 
     @property
     def total(self) -> float:
@@ -296,9 +298,51 @@ from IPython.display import display
 _huge = {"output_type": "display_data", "data": {"image/png": "A" * 1_900_000, "text/plain": "x"}, "metadata": {}}
 worker["display_data"] = lambda data, output_type="display_data": dict(_huge, output_type=output_type)
 autograder.probe.error_data = lambda error: {"type": "ValueError", "message": "m" * 8_000_000}
-for _ in range(48):
+for _ in range(3):
     display("big")
 '''
+
+
+def after_cell(key, *sources):
+    """A change: code cells with ``sources`` added right after cell ``key``."""
+    def change(notebook, course):
+        index = notebook.cells.index(cell(notebook, key)) + 1
+        notebook.cells[index:index] = [nbformat.v4.new_code_cell(source) for source in sources]
+
+    return change
+
+
+RECORDING = """
+seen, phase = [], "cells"
+_step = gd_step
+def gd_step(params, grads, lr):
+    seen.append([p.tolist() for p in params])
+    if phase == "after every cell":
+        raise ValueError("LE" + "AK " + repr(seen[-1]))
+    return _step(params, grads, lr)
+"""
+
+
+MARKDOWN_SCRIPT = """Some notes on my step.
+
+<script>window.__xss = "script"</script>
+<img src="x" onerror="window.__xss = 'img'">
+<svg onload="window.__xss = 'svg'"></svg>
+<a id="xss-link" href="javascript:window.__xss='link'">click here</a>
+<iframe srcdoc="<script>parent.__xss='iframe'</script>"></iframe>
+"""
+
+IMAGE_BREAKOUT = """
+from IPython.display import display
+display({"image/png": 'iVBORw0KGgo" onerror="window.__xss=\\'png\\'" x="', "text/plain": "a figure"}, raw=True)
+"""
+
+
+def markdown_with_script(notebook, course):
+    notebook.cells.insert(4, nbformat.v4.new_markdown_cell(MARKDOWN_SCRIPT))
+    attached = nbformat.v4.new_markdown_cell("![plot](attachment:plot.png)")
+    attached["attachments"] = {"plot.png": {"image/png": 'x" onerror="window.__xss=\'attachment\'" y="'}}
+    notebook.cells.insert(5, attached)
 
 
 def shadowing_package(folder, course):
@@ -315,7 +359,7 @@ def startup_module(folder, course):
 
 def links_to_private_files(folder, course):
     (folder / "gradebook.db").symlink_to(course / "gradebook.db")
-    (folder / "source.ipynb").symlink_to(course / "solutions" / A / "gradient-descent.ipynb")
+    (folder / "solution").symlink_to(course / "solutions" / A / "gradient-descent.ipynb")
 
 
 def student_folder_is_a_link(folder, course):
@@ -620,7 +664,7 @@ SUBMISSIONS += [
                             "    os.write(fd, struct.pack('>I', len(body)) + body)\n"
                             "worker['write_message'] = nested")),
             FULL, ("broke the grader's protocol",)),
-    Hostile("outputs-past-every-cap", "the worker patched to send 48 outputs of 1.9 MB for a cell and 8 MB "
+    Hostile("outputs-past-every-cap", "the worker patched to send three outputs of 1.9 MB for a cell and 8 MB "
             "error messages for the checks, with gd_step raising: the cell keeps 2 MB of outputs, each "
             "message is cut to 4,000 characters, gd-step earns 0 and the autograded notebook stays small",
             edited(both(prepend("gd-step-code", HUGE_OUTPUTS),
@@ -628,6 +672,36 @@ SUBMISSIONS += [
                                    "    raise ValueError('no')\n    with torch.no_grad():"))),
             with_scores(FULL, gd_step=0.0), ("were not kept",)),
 ]
+
+SUBMISSIONS += [
+    Hostile("records-hidden-calls", "gd_step records every call's tensors and a cell after the gd-step test "
+            "cell prints them, to recover the hidden cases: the hidden checks run after every learner cell, so "
+            "no cell sees one; full marks",
+            edited(both(replace_in("gd-step-code", "            p.sub_(g, alpha=lr)\n",
+                                   "            p.sub_(g, alpha=lr)\n" + RECORDING),
+                        after_cell("gd-step-tests", "after_the_test = len(seen)\nprint(seen)"),
+                        appended("print('hidden calls seen by a learner cell:', len(seen) - after_the_test)"))),
+            FULL, ("hidden calls seen by a learner cell: 0",)),
+    Hostile("hidden-cases-in-error-messages", "gd_step, once the last cell has run, raises an error that quotes "
+            "its arguments, to carry the hidden cases into the hidden checks' report: that report says which "
+            "checks failed but not how, and gd-step earns the hidden checks' 0",
+            edited(both(replace_in("gd-step-code", "            p.sub_(g, alpha=lr)\n",
+                                   "            p.sub_(g, alpha=lr)\n" + RECORDING),
+                        appended("phase = 'after every cell'"))),
+            with_scores(FULL, gd_step=0.0), ("failed on a hidden case",), absent=("LEAK",)),
+]
+
+#: Their feedback pages are opened in a browser (tests/test_hostile.py): no script may run.
+SCRIPTED = [
+    Hostile("script-in-markdown", "a correct solution with markdown cells that carry a script, event "
+            "handlers, a javascript: link, an iframe and an attachment whose data breaks out of its "
+            "attribute: full marks, and none of it runs in the feedback page",
+            edited(markdown_with_script), FULL, ("Some notes on my step",)),
+    Hostile("image-that-breaks-out", "a correct solution with a cell that displays image/png data that is "
+            "not base64 but an attribute break-out with a handler: the image is dropped, full marks",
+            edited(appended(IMAGE_BREAKOUT)), FULL),
+]
+SUBMISSIONS += SCRIPTED
 
 #: Submissions whose folder is refused: the notebook in each is the honest reference's, cell
 #: for cell, so a result cached for one of them would be the control's too.

@@ -16,7 +16,8 @@ import zipfile
 import pytest
 
 from conftest import ROOT, once, run
-from hostile_submissions import A, BUDGET, CONTROLS, SUBMISSIONS
+from browser import Browser, StaticServer, chromium_path
+from hostile_submissions import A, BUDGET, CONTROLS, SCRIPTED, SUBMISSIONS
 from submissions import mentions
 
 pytestmark = pytest.mark.slow
@@ -100,13 +101,15 @@ def test_each_hostile_submission_gets_the_predicted_score(course, submission):
     assert scores == pytest.approx(submission.scores), f"{submission.name}: {submission.why}\n{outcome['stderr']}"
 
 
-@pytest.mark.parametrize("submission", [s for s in SUBMISSIONS if s.messages], ids=lambda s: s.name)
+@pytest.mark.parametrize("submission", [s for s in SUBMISSIONS if s.messages or s.absent], ids=lambda s: s.name)
 def test_hostile_feedback_says_why(course, submission):
     folder, _ = course
     page = folder / "feedback" / student(submission.name) / A / f"{NOTEBOOK}.html"
     text = html.unescape(page.read_text())
     for fragment in submission.messages:
         assert mentions(text, fragment), fragment
+    for fragment in submission.absent:
+        assert fragment not in text, fragment
     assert "BEGIN HIDDEN TESTS" not in text
 
 
@@ -114,6 +117,22 @@ def test_hostile_feedback_says_why(course, submission):
 def test_honest_submissions_in_the_same_class_keep_their_grades(course, control):
     folder, _ = course
     assert recorded(folder)[f"control-{control.name}"] == pytest.approx(control.scores)
+
+
+@pytest.mark.parametrize("submission", SCRIPTED, ids=lambda s: s.name)
+def test_no_script_runs_in_the_feedback_page(course, submission):
+    if chromium_path() is None:
+        pytest.skip("Chromium is not installed: the feedback pages cannot be opened")
+    folder, _ = course
+    with StaticServer(folder / "feedback") as server, Browser(chromium_path()) as browser:
+        page = browser.open(f"{server.url}/{student(submission.name)}/{A}/{NOTEBOOK}.html")
+        link = "document.getElementById('xss-link')"
+        if page.evaluate(f"{link} !== null"):
+            page.evaluate(f"{link}.click()")
+            browser.pump(0.5)
+        assert page.evaluate("window.__xss === undefined"), page.evaluate("String(window.__xss)")
+        assert page.evaluate("document.querySelectorAll('[onerror], [onload], iframe, "
+                             "a[href^=\"javascript:\"]').length") == 0
 
 
 def test_nothing_was_written_outside_the_sandboxes(course):
