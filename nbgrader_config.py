@@ -10,6 +10,7 @@ test cell outside it, from the gradebook's copy.
 """
 
 from autograder.autograde import GradebookMetadata, IsolatedExecute
+from autograder.intake import NAMED_REGEXP
 from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbgrader.preprocessors import (
     AssignLatePenalties,
@@ -59,11 +60,13 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # zip_collect: files downloaded from a learning-management system, named
 # <student-id>_<anything>_<notebook>.ipynb or <student-id>_<notebook>.ipynb (notebook names
-# in this course contain no underscores). Adjust to your system's naming.
+# in this course contain no underscores), where a student id is a letter or digit and up to
+# 63 letters, digits, dots, @ and hyphens (autograder.intake.LEARNER_ID); a file named
+# otherwise is not collected. Archives are unpacked entry by entry: an entry whose name
+# leaves the folder, or has a backslash or control character, is refused alone.
 c.ZipCollectApp.collector_plugin = "nbgrader.plugins.FileNameCollectorPlugin"
-c.FileNameCollectorPlugin.named_regexp = (
-    r".*/(?P<student_id>[^/_]+)_(?:[^/]*_)?(?P<file_id>[^/_]+\.ipynb)$"
-)
+c.FileNameCollectorPlugin.named_regexp = NAMED_REGEXP
+c.ZipCollectApp.extractor_plugin = "autograder.intake.CheckedExtractor"
 
 # Feedback shows each check's report, never the source of the hidden tests. The HTML of
 # learners' markdown cells and outputs is sanitized (no script, no event handler, no

@@ -723,6 +723,17 @@ SUBMISSIONS += [
             None, beside=student_folder_is_a_link, refused="student-folder-links-to-another is a symbolic link"),
 ]
 
+#: Names in the LMS archive that a learner chose (the reference notebook in each): none is
+#: collected, each alone is refused, and the class around them is graded.
+BAD_NAMES = {
+    "../../escaped_attempt_gradient-descent.ipynb": "a path that leaves the archive's folder",
+    "back\\slash_attempt_gradient-descent.ipynb": "a backslash, which made the whole archive be refused",
+    "line\nbreak_attempt_gradient-descent.ipynb": "a newline in the id, which stopped nbgrader autograde for the class",
+    ".._gradient-descent.ipynb": "an id of .., which wrote a notebook outside submitted/",
+    "..._attempt_gradient-descent.ipynb": "an id of ..., silently never graded",
+    "=1+2_attempt_gradient-descent.ipynb": "a formula for the CSVs the course writes",
+}
+
 #: Honest submissions graded in the same class: their grades must not move.
 CONTROLS = [REFERENCE, Submission("wrong-sign", A, with_scores(FULL, gd_step=1.5), cell="gd-step-code",
                                   old=WRONG_SIGN[0], new=WRONG_SIGN[1])]

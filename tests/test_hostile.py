@@ -17,7 +17,7 @@ import pytest
 
 from conftest import ROOT, once, run
 from browser import Browser, StaticServer, chromium_path
-from hostile_submissions import A, BUDGET, CONTROLS, SCRIPTED, SUBMISSIONS
+from hostile_submissions import A, BAD_NAMES, BUDGET, CONTROLS, REFERENCE, SCRIPTED, SUBMISSIONS
 from submissions import mentions
 
 pytestmark = pytest.mark.slow
@@ -49,6 +49,8 @@ def grade_class(course) -> dict:
         for control in CONTROLS:
             archive.writestr(f"control-{control.name}_attempt_{NOTEBOOK}.ipynb",
                              json.dumps(control.notebook()))
+        for name in BAD_NAMES:
+            archive.writestr(name, json.dumps(REFERENCE.notebook()))
     gradebook = (course / "gradebook.db").read_bytes()
     start = time.monotonic()
     graded = run(["python", "-m", "autograder.batch", A, "--zip", str(download), "--workers", "2", *LIMITS],
@@ -142,6 +144,15 @@ def test_nothing_was_written_outside_the_sandboxes(course):
     # The gradebook is intact and holds exactly one submission per learner.
     students = recorded(folder)
     assert len(students) == len(SUBMISSIONS) + len(CONTROLS)
+
+
+def test_learner_chosen_names_are_not_collected_and_the_class_is(course):
+    folder, _ = course
+    expected = {student(s.name) for s in SUBMISSIONS} | {f"control-{c.name}" for c in CONTROLS}
+    assert {p.name for p in (folder / "submitted").iterdir()} == expected
+    assert not list(folder.parent.rglob("escaped*")) and not (folder / "01-gradient-descent").exists()
+    rows = (folder / "results" / A / "grades.csv").read_text().splitlines()
+    assert not any(row.startswith(("=", "+", "-", "@")) for row in rows)
 
 
 def test_output_of_hundreds_of_megabytes_is_cut_short(course):

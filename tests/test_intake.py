@@ -88,3 +88,58 @@ def test_a_result_is_kept_for_its_learner_alone():
     assert ada == cache_key(tests, notebook, {}, ("ada", "01-gradient-descent", "gradient-descent"))
     assert ada != cache_key(tests, notebook, {}, ("bob", "01-gradient-descent", "gradient-descent"))
     assert ada != cache_key(tests, notebook, {}, ("ada", "02-momentum", "gradient-descent"))
+
+
+@pytest.mark.parametrize("name, student", [
+    ("ada_attempt_2026-12-01_gradient-descent.ipynb", "ada"),
+    ("s.lovelace@uni.example_gradient-descent.ipynb", "s.lovelace@uni.example"),
+    ("..\\_x_gradient-descent.ipynb", None), ("..._gradient-descent.ipynb", None),
+    ("=HYPERLINK(1)_gradient-descent.ipynb", None), ("=1+2_gradient-descent.ipynb", None),
+    ("ada\nbob_gradient-descent.ipynb", None), ("-x_gradient-descent.ipynb", None),
+    ("ada_x_gradient\\descent.ipynb", None),
+])
+def test_a_learner_id_has_one_documented_form(name, student):
+    import re
+
+    from autograder.intake import NAMED_REGEXP
+
+    match = re.fullmatch(NAMED_REGEXP, f"/downloaded/extracted/{name}")
+    assert (match and match["student_id"]) == student
+
+
+def test_a_student_folder_that_is_not_a_learner_id_is_refused(tmp_path):
+    folder = tmp_path / "=1+2" / "01-gradient-descent"
+    folder.mkdir(parents=True)
+    (folder / "gradient-descent.ipynb").write_text("{}")
+    with pytest.raises(SubmissionRefused, match="learner id '=1\\+2' is not of the form"):
+        check_folder(folder, NOTEBOOKS)
+
+
+def test_an_archive_is_extracted_entry_by_entry(tmp_path, caplog):
+    import stat
+    import zipfile
+
+    from autograder.intake import CheckedExtractor
+
+    archive, extracted = tmp_path / "archive", tmp_path / "extracted"
+    archive.mkdir()
+    inner = tmp_path / "inner.zip"
+    with zipfile.ZipFile(inner, "w") as nested:
+        nested.writestr("cy_gradient-descent.ipynb", "{}")
+    with zipfile.ZipFile(archive / "download.zip", "w") as download:
+        download.writestr("ada_attempt_gradient-descent.ipynb", "{}")
+        download.writestr("bo\\b_x_gradient-descent.ipynb", "{}")
+        download.writestr("../../escaped_gradient-descent.ipynb", "{}")
+        download.writestr("/abs_gradient-descent.ipynb", "{}")
+        download.writestr("nl\n_gradient-descent.ipynb", "{}")
+        link = zipfile.ZipInfo("link_gradient-descent.ipynb")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        download.writestr(link, "/etc/passwd")
+        download.write(inner, "folder/inner.zip")
+    with caplog.at_level(logging.ERROR):
+        CheckedExtractor(log=logging.getLogger("extract")).extract(str(archive), str(extracted))
+    found = sorted(str(p.relative_to(extracted)) for p in extracted.rglob("*") if p.is_file())
+    assert found == ["download/ada_attempt_gradient-descent.ipynb", "download/folder/inner/cy_gradient-descent.ipynb"]
+    assert not list(tmp_path.glob("escaped*")) and not (tmp_path.parent / "escaped_gradient-descent.ipynb").exists()
+    for reason in ("backslash or a control character", "leaves the archive's folder", "symbolic link"):
+        assert reason in caplog.text
