@@ -36,7 +36,7 @@ from traitlets import Bool, Float, Integer, Unicode
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 from .intake import assignment_notebooks, check_folder
-from .judge import Judge, TrustedTest
+from .judge import Judge, TrustedTest, cut_long_text_cells
 from .sandbox import Limits
 
 PACKAGE = Path(__file__).resolve().parent
@@ -190,6 +190,7 @@ class IsolatedExecute(NbGraderPreprocessor):
         for note in gradebook_metadata(nb, source) + restore_missing_tests(nb, source):
             self.log.warning("%s: %s", info["student"], note)
         tests = source.tests
+        cut_long_text_cells(nb)  # here too: a result from the cache skips the judge
         key = cache_key(tests, nb, self.settings(), (info["student"], info["assignment"], info["notebook"]))
         cached = self._cached(key)
         if cached is not None and len(cached["outputs"]) == len(nb.cells):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import json
 import re
 import time
 from collections.abc import Mapping
@@ -355,10 +356,9 @@ class Judge:
         judged, pending = set(), []
         self.deadline = time.monotonic() + self.budget
         try:
+            cut_long_text_cells(notebook)
             for cell in notebook.cells:
                 if cell.get("cell_type") != "code":
-                    if len(cell.get("source", "")) > MAX_CELL_SOURCE:
-                        cell["source"] = f"(A cell longer than {MAX_CELL_SOURCE:,} characters was cut.)"
                     continue
                 cell["execution_count"] = None
                 key = grade_id(cell)
@@ -387,6 +387,18 @@ class Judge:
         if self.restarts:
             self.notes.append(f"the sandbox was started afresh {self.restarts} time(s)")
         return self.notes
+
+
+def cut_long_text_cells(notebook) -> None:
+    """Empty every markdown or raw cell whose text and attachments pass
+    :data:`MAX_CELL_SOURCE` characters, leaving a note: the graded notebook and its
+    feedback carry no learner's text of that size."""
+    for cell in notebook.cells:
+        if cell.get("cell_type") == "code":
+            continue
+        if len(cell.get("source", "")) + len(json.dumps(cell.get("attachments", {}))) > MAX_CELL_SOURCE:
+            cell["source"] = f"(A cell longer than {MAX_CELL_SOURCE:,} characters was cut.)"
+            cell.pop("attachments", None)
 
 
 def score_output(score: float) -> dict:

@@ -651,10 +651,18 @@ SUBMISSIONS += [
             ("Not graded: the notebook has more than 200 cells to run",)),
     Hostile("stops-reading-its-requests", "a correct solution, then a cell that makes the sandbox stop reading "
             "the grader's requests, then a cell of 900 kB: the write of that cell is cut off at the time "
-            "limit instead of blocking the class forever; full marks",
+            "limit instead of blocking the class forever; the hidden checks, which run after every cell, "
+            "find a sandbox that no longer listens, so every part earns 0",
             edited(appended(WORKER + "import time\nworker['read_exactly'] = lambda fd, n: time.sleep(3600)",
                             "#" * 900_000)),
-            FULL, ("stopped reading",)),
+            {k: 0.0 for k in FULL}, ("stopped reading",)),
+    Hostile("ten-megabytes-of-markdown", "a correct solution with a markdown cell of 10 MB and another with "
+            "10 MB of attachments: both are cut to a note, full marks, and the graded notebook stays small",
+            edited(lambda notebook, course: notebook.cells.extend([
+                nbformat.v4.new_markdown_cell("my notes " * 1_200_000),
+                nbformat.v4.new_markdown_cell("![a](attachment:a.png)",
+                                              attachments={"a.png": {"image/png": "QUFB" * 2_500_000}})])),
+            FULL, ("A cell longer than 1,000,000 characters was cut",)),
     Hostile("answer-nested-past-any-parser", "a correct solution, then a cell whose answer to the grader is "
             "nested 50,000 deep: the reader refuses it as a broken protocol (that cell alone); full marks",
             edited(appended(WORKER + "import os, struct\n"

@@ -103,3 +103,13 @@ def test_a_cell_keeps_a_bounded_share_of_its_outputs():
     kept = sanitize_outputs([{"output_type": "display_data", "data": {"image/png": image}}] * 48)
     assert sum(len(o.get("text", "")) + sum(map(len, o.get("data", {}).values())) for o in kept) <= MAX_CELL_OUTPUT + 200
     assert "were not kept" in kept[-1]["text"]
+
+
+def test_long_markdown_and_attachments_are_cut_to_a_note():
+    from autograder.judge import cut_long_text_cells
+
+    book = notebook("#md short", "#md " + "x" * (MAX_CELL_SOURCE + 1), "#md ![a](attachment:a.png)")
+    book.cells[2]["attachments"] = {"a.png": {"image/png": "A" * MAX_CELL_SOURCE}}
+    cut_long_text_cells(book)
+    assert book.cells[0].source == "short"
+    assert all("was cut" in c.source and "attachments" not in c for c in book.cells[1:])
