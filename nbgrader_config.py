@@ -10,6 +10,7 @@ test cell outside it, from the gradebook's copy.
 """
 
 from autograder.autograde import GradebookMetadata, IsolatedExecute
+from autograder.intake import NAMED_REGEXP
 from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbgrader.preprocessors import (
     AssignLatePenalties,
@@ -44,6 +45,14 @@ c.Autograde.autograde_preprocessors = [
 # resumes; delete that folder to grade everything afresh.
 c.IsolatedExecute.timeout = 120
 c.IsolatedExecute.probe_timeout = 60
+# A whole notebook (an honest one takes well under a minute) may take this long and run this
+# many cells; past either, its remaining test cells score zero, with the reason.
+c.IsolatedExecute.notebook_timeout = 600
+c.IsolatedExecute.max_cells = 200
+
+# nbgrader collect refuses a submission that holds anything but the notebooks (a link to the
+# gradebook, say), which nbgrader's own copy would follow.
+c.ExchangeFactory.collect = "autograder.intake.CheckedCollect"
 
 # What a learner's solution cell holds in the release.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
@@ -51,13 +60,18 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # zip_collect: files downloaded from a learning-management system, named
 # <student-id>_<anything>_<notebook>.ipynb or <student-id>_<notebook>.ipynb (notebook names
-# in this course contain no underscores). Adjust to your system's naming.
+# in this course contain no underscores), where a student id is a letter or digit and up to
+# 63 letters, digits, dots, @ and hyphens (autograder.intake.LEARNER_ID); a file named
+# otherwise is not collected. Archives are unpacked entry by entry: an entry whose name
+# leaves the folder, or has a backslash or control character, is refused alone.
 c.ZipCollectApp.collector_plugin = "nbgrader.plugins.FileNameCollectorPlugin"
-c.FileNameCollectorPlugin.named_regexp = (
-    r".*/(?P<student_id>[^/_]+)_(?:[^/]*_)?(?P<file_id>[^/_]+\.ipynb)$"
-)
+c.FileNameCollectorPlugin.named_regexp = NAMED_REGEXP
+c.ZipCollectApp.extractor_plugin = "autograder.intake.CheckedExtractor"
 
-# Feedback shows each check's report, never the source of the hidden tests.
+# Feedback shows each check's report, never the source of the hidden tests. The HTML of
+# learners' markdown cells and outputs is sanitized (no script, no event handler, no
+# javascript: link), in the feedback and in the formgrader alike.
+c.HTMLExporter.sanitize_html = True
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbgrader.preprocessors.ClearHiddenTests",

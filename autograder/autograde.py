@@ -16,8 +16,8 @@ the submission lacks (deleted, or renamed) is added at its end from the gradeboo
 graded there, after everything the learner defined.
 
 Results are kept in a cache (``cache_directory``), keyed by everything that decides
-them: the grader's code, the gradebook's test cells, the limits and the submission's
-cells. An interrupted ``nbgrader autograde`` (or ``python -m autograder.batch``) therefore
+them (the grader's code, the gradebook's test cells, the limits and the submission's
+cells) and by the learner they belong to. An interrupted ``nbgrader autograde`` (or ``python -m autograder.batch``) therefore
 picks up where it stopped, and grading a submission again costs nothing.
 """
 
@@ -35,7 +35,8 @@ from traitlets import Bool, Float, Integer, Unicode
 
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from .judge import Judge, TrustedTest
+from .intake import assignment_notebooks, check_folder
+from .judge import Judge, TrustedTest, cut_long_text_cells
 from .sandbox import Limits
 
 PACKAGE = Path(__file__).resolve().parent
@@ -117,12 +118,17 @@ def restore_missing_tests(notebook, source: SourceNotebook) -> list[str]:
     return notes
 
 
-def cache_key(tests: dict[str, TrustedTest], notebook, settings: dict) -> str:
+def cache_key(tests: dict[str, TrustedTest], notebook, settings: dict, learner: tuple[str, str, str]) -> str:
+    """The key of a graded notebook's results: everything that decides them (the grader's
+    code, the gradebook's test cells, the limits, the submission's cells; the sandbox sees
+    nothing else of the submission) and whose they are, ``learner`` (student, assignment,
+    notebook), so that no result is ever served to another learner."""
     cells = [[cell.get("cell_type"), cell.get("source", ""), json.dumps(cell.get("metadata", {}).get("nbgrader", {}),
                                                                      sort_keys=True)]
              for cell in notebook.cells]
     payload = json.dumps({"code": code_digest(), "tests": {k: [v.source, v.points] for k, v in sorted(tests.items())},
-                          "settings": settings, "cells": cells}, sort_keys=True)
+                          "settings": settings, "cells": cells,
+                          "learner": list(learner)}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -134,13 +140,17 @@ class GradebookMetadata(NbGraderPreprocessor):
     after them, and a duplicated, renamed or made-up test cell makes that learner's
     notebook fail to validate, so it gets no grade at all. First in
     ``c.Autograde.sanitize_preprocessors`` (before ``OverwriteCells`` restores the cells'
-    sources from the gradebook), this step rebuilds the metadata of each cell the
+    sources from the gradebook), this step refuses a submission folder that holds anything
+    but the assignment's notebooks (:func:`autograder.intake.check_folder`), and rebuilds the metadata of each cell the
     gradebook knows, once, from the gradebook alone, and removes it from every other cell
     (:func:`gradebook_metadata`).
     """
 
     def preprocess(self, nb, resources):
         info = resources["nbgrader"]
+        folder = resources.get("metadata", {}).get("path")
+        if folder:
+            check_folder(folder, assignment_notebooks(info["db_url"], info["assignment"]))
         source = source_notebook(info["db_url"], info["notebook"], info["assignment"])
         for note in gradebook_metadata(nb, source):
             self.log.warning("%s: %s", info["student"], note)
@@ -152,10 +162,13 @@ class IsolatedExecute(NbGraderPreprocessor):
 
     timeout = Integer(120, help="The most one cell of the submission may run, in seconds.").tag(config=True)
     probe_timeout = Integer(60, help="The most one observation of a check may run, in seconds.").tag(config=True)
+    notebook_timeout = Integer(600, help="The most a whole notebook may take (its cells, checks and restarts), "
+                                         "in seconds; the test cells after it score zero.").tag(config=True)
+    max_cells = Integer(200, help="The most cells of a notebook that run; the test cells after them score zero.") \
+        .tag(config=True)
     memory_limit = Integer(Limits.memory_bytes, help="Address space of the sandbox, in bytes.").tag(config=True)
     cpu_limit = Integer(Limits.cpu_seconds, help="CPU seconds the sandbox may use in all.").tag(config=True)
     process_limit = Integer(Limits.processes, help="Processes (and threads) the sandbox may run.").tag(config=True)
-    slot = Integer(0, help="Which sandbox user to run as (parallel graders use different ones).").tag(config=True)
     use_cache = Bool(True, help="Reuse results already computed for the same submission and grader.").tag(config=True)
     cache_directory = Unicode(".autograder-cache", help="Where results are kept (relative to the course root).") \
         .tag(config=True)
@@ -167,7 +180,8 @@ class IsolatedExecute(NbGraderPreprocessor):
 
     def settings(self) -> dict:
         return {"timeout": self.timeout, "probe_timeout": self.probe_timeout, "memory": self.memory_limit,
-                "cpu": self.cpu_limit, "processes": self.process_limit}
+                "cpu": self.cpu_limit, "processes": self.process_limit, "budget": self.notebook_timeout,
+                "cells": self.max_cells}
 
     def preprocess(self, nb, resources):
         info = resources["nbgrader"]
@@ -176,7 +190,8 @@ class IsolatedExecute(NbGraderPreprocessor):
         for note in gradebook_metadata(nb, source) + restore_missing_tests(nb, source):
             self.log.warning("%s: %s", info["student"], note)
         tests = source.tests
-        key = cache_key(tests, nb, self.settings())
+        cut_long_text_cells(nb)  # here too: a result from the cache skips the judge
+        key = cache_key(tests, nb, self.settings(), (info["student"], info["assignment"], info["notebook"]))
         cached = self._cached(key)
         if cached is not None and len(cached["outputs"]) == len(nb.cells):
             for cell, outputs in zip(nb.cells, cached["outputs"]):
@@ -186,9 +201,8 @@ class IsolatedExecute(NbGraderPreprocessor):
             self.log.info("%s: results taken from the cache", info["student"])
             resources.setdefault("autograder", {})["cached"] = True
             return nb, resources
-        workdir = resources.get("metadata", {}).get("path") or None
         judge = Judge(tests, timeout=self.timeout, probe_timeout=self.probe_timeout, limits=self.limits(),
-                      slot=self.slot, workdir=Path(workdir) if workdir else None)
+                      budget=self.notebook_timeout, max_cells=self.max_cells)
         for note in judge.run(nb):
             self.log.warning("%s: %s", info["student"], note)
         self._store(key, nb)

@@ -48,8 +48,6 @@ from pathlib import Path
 
 from .runner import REPORT_MIMETYPE
 
-_SLOT = 0
-
 
 @dataclasses.dataclass
 class Outcome:
@@ -80,9 +78,7 @@ def coursedir(root: Path, config):
     return directory
 
 
-def _init_worker(slots) -> None:
-    global _SLOT
-    _SLOT = slots.get()
+def _init_worker() -> None:
     # A worker never outlives the command (nor do its sandboxes, which die with it).
     try:
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -103,7 +99,6 @@ def grade_one(root: str, assignment: str, student: str, path: str, probe_timeout
     start = time.monotonic()
     root = Path(root)
     config = grading_config(root, probe_timeout, timeout)
-    config.IsolatedExecute.slot = _SLOT
     notebook_id = Path(path).stem
     outcome = Outcome(student, notebook_id, assignment)
     resources = {"nbgrader": {"notebook": notebook_id, "assignment": assignment, "student": student,
@@ -458,12 +453,8 @@ def grade_all(root: Path, args, work: list[tuple[str, str, Path]]) -> list[Outco
     attempts = 0
     while pending and attempts < 3:
         attempts += 1
-        slots = context.Queue()
-        for slot in range(args.workers):
-            slots.put(slot)
         try:
-            with ProcessPoolExecutor(args.workers, mp_context=context, initializer=_init_worker,
-                                     initargs=(slots,)) as pool:
+            with ProcessPoolExecutor(args.workers, mp_context=context, initializer=_init_worker) as pool:
                 futures = {pool.submit(grade_one, str(root), *item, args.probe_timeout, args.timeout): item
                            for item in pending}
                 for future in as_completed(futures):

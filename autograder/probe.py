@@ -118,6 +118,7 @@ def rebuild_error(data) -> Exception:
     message = data.get("message") if isinstance(data, dict) else None
     if not isinstance(name, str) or not re.fullmatch(r"\w{1,60}", name) or not isinstance(message, str):
         return SubmissionError("the learner's process sent back a malformed error")
+    message = message if len(message) <= 4000 else message[:4000] + " ... (cut)"
     if name in KEPT:
         return KEPT[name](message)
     # Same name and message as in-process, but never a type the checks catch on purpose.

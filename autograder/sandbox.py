@@ -8,10 +8,13 @@ the message). The sandbox
 - sees only what the course environment needs, read-only: the system's ``/usr``, the
   Python installation, the virtual environment and the ``autograder`` package. The
   course's own files (solutions, hidden tests, the gradebook, other learners' work) are
-  not there at all;
+  not there at all, nor is any file of the submission: its cells come over the pipe;
 - can write only to its own ``/tmp``, a small memory-backed file system;
 - has no network, its own process tree (all of it ends with the sandbox), and, when it
-  is started by root, runs as an unprivileged user of its own;
+  is started by root, runs as an unprivileged user no other sandbox runs as at the same
+  time (:class:`UserLease`);
+- may not make new namespaces, mount anything or touch kernel keyrings
+  (:mod:`autograder.seccomp`);
 - is bounded in memory (address space), CPU time, processes, file size and open files
   (set by the worker before any learner code runs, so the learner's code cannot lift
   them), and, by the judge, in wall time for every request.
@@ -22,9 +25,13 @@ here; nothing is graded without one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
+import platform
+import random
 import selectors
 import shutil
 import signal
@@ -33,6 +40,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from . import seccomp
 
 PACKAGE = Path(__file__).resolve().parent
 HEADER = struct.Struct(">I")
@@ -66,6 +75,7 @@ class Limits:
     file_bytes: int = 32 * 2**20
     open_files: int = 256
     tmp_bytes: int = 128 * 2**20
+    shm_bytes: int = 16 * 2**20
     startup_seconds: float = 120.0
 
 
@@ -89,18 +99,53 @@ def _mounts() -> list[str]:
     return [str(p) for p in result]
 
 
-#: Sandboxes run as users UID_BASE + 64·slot + serial % 64 (when started by root).
-UID_BASE = 61000
+#: Sandboxes started by root run as users drawn from UID_BASE .. UID_BASE + UID_COUNT - 1,
+#: users no account on the machine has.
+UID_BASE, UID_COUNT = 0x70000000, 1 << 20
+#: Where root's graders record which of those users a sandbox runs as now.
+LEASES = Path("/run/autograder-sandboxes")
 
 
-def sandbox_uid(slot: int, serial: int = 0) -> int:
-    """The user a sandbox runs as: one per parallel grader (``slot``), and a new one for
-    each fresh start, so that no two sandboxes share a process limit."""
-    return UID_BASE + 64 * slot + serial % 64
+class UserLease:
+    """A user that no other sandbox runs as while the lease is held, by this grader or by
+    any other on the machine (two instructors, a batch beside ``nbgrader autograde``).
+
+    The user is drawn at random from :data:`UID_COUNT` and locked with ``flock`` on a file
+    in :data:`LEASES`: sandboxes of different learners never share a user, so they share
+    no process limit, and nothing a user owns in the kernel outlives the sandbox into the
+    next learner's (keyrings, the other thing a user owns there, are refused outright by
+    :mod:`autograder.seccomp`).
+    """
+
+    def __init__(self, directory: Path = LEASES):
+        directory.mkdir(mode=0o700, exist_ok=True)
+        chooser = random.SystemRandom()
+        for _ in range(100):
+            uid = UID_BASE + chooser.randrange(UID_COUNT)
+            path = directory / str(uid)
+            fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                # The holder before us may have removed the file after we opened it.
+                if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                    self.uid, self.path, self.fd = uid, path, fd
+                    return
+            except (BlockingIOError, FileNotFoundError):
+                pass
+            os.close(fd)
+        raise SandboxUnavailable(f"no free sandbox user in {directory} after 100 draws")
+
+    def release(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+            os.close(self.fd)
+            self.fd = None
 
 
-def command(limits: Limits, uid: int, workdir: Path | None, environ: dict[str, str]) -> list[str]:
-    """The ``bwrap`` command line that starts the worker (as ``uid``, when run by root)."""
+def command(limits: Limits, uid: int, environ: dict[str, str], seccomp_fd: int) -> list[str]:
+    """The ``bwrap`` command line that starts the worker (as ``uid``, when run by root),
+    with the system call filter read from ``seccomp_fd`` (:mod:`autograder.seccomp`)."""
     bwrap = bwrap_path()
     if bwrap is None:
         raise SandboxUnavailable(
@@ -109,15 +154,18 @@ def command(limits: Limits, uid: int, workdir: Path | None, environ: dict[str, s
             "`python3 tasks.py setup` does it when run as root), then grade again."
         )
     privileged = os.geteuid() == 0
-    args = [bwrap, "--die-with-parent", "--new-session", "--clearenv"]
+    args = [bwrap, "--die-with-parent", "--new-session", "--clearenv", "--seccomp", str(seccomp_fd)]
     if privileged:
         # Root sets up the sandbox directly and the worker then becomes an unprivileged
         # user of its own (it keeps only the capability to do that).
         args += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
                  "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     else:
-        args += ["--unshare-all"]
-    args += ["--proc", "/proc", "--dev", "/dev",
+        args += ["--unshare-all", "--disable-userns"]
+    # /dev is a tmpfs of its own: read-only but for a sized /dev/shm, so that memory-backed
+    # files can hold no more than /tmp and /dev/shm allow.
+    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "01777", "--size", str(limits.shm_bytes),
+             "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
              "--perms", "01777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
     for link, target in (("/lib", "usr/lib"), ("/lib64", "usr/lib64"), ("/bin", "usr/bin"), ("/sbin", "usr/sbin")):
         if Path(link).is_symlink():
@@ -128,8 +176,6 @@ def command(limits: Limits, uid: int, workdir: Path | None, environ: dict[str, s
         args += ["--perms", "0755", "--dir", directory]
     for mount in mounts:
         args += ["--ro-bind", mount, mount]
-    if workdir is not None:
-        args += ["--ro-bind", str(workdir), "/submission"]
     for key, value in environ.items():
         args += ["--setenv", key, value]
     args += ["--chdir", "/tmp", "--", str(Path(sys.prefix) / "bin" / "python"), "-I", "-m", "autograder.worker",
@@ -153,10 +199,15 @@ def sandbox_environ(threads: int = 1) -> dict[str, str]:
     }
 
 
-def write_message(fd: int, message) -> None:
+def frame(message) -> bytes:
+    """A message as it crosses the pipe: its length, then its JSON."""
     data = json.dumps(message, allow_nan=False, separators=(",", ":")).encode()
-    payload = HEADER.pack(len(data)) + data
-    view = memoryview(payload)
+    return HEADER.pack(len(data)) + data
+
+
+def write_message(fd: int, message) -> None:
+    """Blocking write of a whole message (for the worker's side of the pipe)."""
+    view = memoryview(frame(message))
     while view:
         written = os.write(fd, view)
         view = view[written:]
@@ -177,18 +228,30 @@ def read_exactly(fd: int, count: int) -> bytes:
 class Sandbox:
     """One running worker. :meth:`request` sends a message and waits for the answer."""
 
-    def __init__(self, *, limits: Limits = Limits(), slot: int = 0, workdir: Path | None = None,
-                 threads: int = 1, serial: int = 0):
-        self.limits, self.slot, self.workdir, self.threads = limits, slot, workdir, threads
-        self.uid = sandbox_uid(slot, serial)
+    def __init__(self, *, limits: Limits = Limits(), threads: int = 1):
+        self.limits, self.threads = limits, threads
+        self.lease: UserLease | None = None
         self.process: subprocess.Popen | None = None
         self.pid: int | None = None
         self.seq = 0
 
     def start(self) -> None:
-        args = command(self.limits, self.uid, self.workdir, sandbox_environ(self.threads))
-        self.process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, start_new_session=True)
+        if not seccomp.supported():
+            raise SandboxUnavailable(f"the sandbox's system call filter knows no {platform.machine()} machine")
+        self.lease = UserLease() if os.geteuid() == 0 else None
+        uid = self.lease.uid if self.lease else os.getuid()
+        program, loader = os.pipe()
+        try:
+            with open(loader, "wb") as pipe:
+                pipe.write(seccomp.program())
+            args = command(self.limits, uid, sandbox_environ(self.threads), program)
+            self.process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, start_new_session=True, pass_fds=(program,))
+        except BaseException:
+            self._release()
+            raise
+        finally:
+            os.close(program)
         for stream in (self.process.stdout, self.process.stderr):
             os.set_blocking(stream.fileno(), False)
         self._errors = b""
@@ -202,30 +265,52 @@ class Sandbox:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def request(self, message: dict, timeout: float) -> dict:
-        """Send ``message``; the worker's answer (a dict). Raises :class:`SandboxFailure`
-        when the worker runs past ``timeout`` seconds, dies or answers nonsense; the
-        sandbox is then closed."""
+    def request(self, message: dict, timeout: float, limit: int = MAX_MESSAGE) -> dict:
+        """Send ``message``; the worker's answer (a dict) of at most ``limit`` bytes. Raises
+        :class:`SandboxFailure` when sending and answering take more than ``timeout`` seconds
+        together, the worker dies or answers nonsense; the sandbox is then closed."""
         if not self.alive:
             raise SandboxFailure("the sandbox had already stopped")
         # Every answer must carry its request's number: a stray or forged message, or an
         # answer that comes late, can never be taken for the answer to another request.
         self.seq += 1
+        deadline = time.monotonic() + timeout
         try:
-            write_message(self.process.stdin.fileno(), dict(message, seq=self.seq))
+            self._send(frame(dict(message, seq=self.seq)), deadline, timeout)
         except (BrokenPipeError, OSError):
             reason = self._death()
             self.close()
             raise SandboxFailure(reason) from None
-        answer = self._receive(timeout)
+        answer = self._receive(deadline - time.monotonic(), limit=limit, shown=timeout)
         if not isinstance(answer, dict) or answer.get("seq") != self.seq:
             self.close()
             raise SandboxFailure("it broke the grader's protocol (an answer that was not to this request)")
         return answer
 
-    def _receive(self, timeout: float, starting: bool = False):
-        deadline = time.monotonic() + timeout
-        buffer = b""
+    def _send(self, payload: bytes, deadline: float, shown: float) -> None:
+        """Write ``payload`` to the worker by ``deadline``: a worker that stops reading
+        (its learner's code took the pipe, say) costs that request, never the grader."""
+        fd = self.process.stdin.fileno()
+        os.set_blocking(fd, False)
+        view = memoryview(payload)
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_WRITE)
+            while view:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.close()
+                    raise SandboxFailure(f"it ran past the time limit of {shown:g} s (it stopped reading)",
+                                         timed_out=True)
+                if selector.select(remaining):
+                    try:
+                        view = view[os.write(fd, view):]
+                    except BlockingIOError:
+                        continue
+
+    def _receive(self, timeout: float, starting: bool = False, limit: int = MAX_MESSAGE, shown: float | None = None):
+        deadline = time.monotonic() + max(timeout, 0)
+        shown = timeout if shown is None else shown
+        buffer = bytearray()
         wanted = None
         out, err = self.process.stdout.fileno(), self.process.stderr.fileno()
         with selectors.DefaultSelector() as selector:
@@ -237,7 +322,7 @@ class Sandbox:
                     self.close()
                     if starting:
                         raise SandboxUnavailable(f"the sandbox did not start within {timeout:g} s")
-                    raise SandboxFailure(f"it ran past the time limit of {timeout:g} s", timed_out=True)
+                    raise SandboxFailure(f"it ran past the time limit of {shown:g} s", timed_out=True)
                 for key, _ in selector.select(remaining):
                     try:
                         chunk = os.read(key.fd, 1 << 20)
@@ -261,14 +346,14 @@ class Sandbox:
                     buffer += chunk
                     if wanted is None and len(buffer) >= HEADER.size:
                         (wanted,) = HEADER.unpack(buffer[:HEADER.size])
-                        if wanted > MAX_MESSAGE:
+                        if wanted > limit:
                             self.close()
                             raise SandboxFailure("it sent back more than the grader reads")
                     if wanted is not None and len(buffer) >= HEADER.size + wanted:
                         body, rest = buffer[HEADER.size:HEADER.size + wanted], buffer[HEADER.size + wanted:]
                         try:
                             message = json.loads(body)
-                        except (ValueError, UnicodeDecodeError):
+                        except (ValueError, UnicodeDecodeError, RecursionError):
                             self.close()
                             raise SandboxFailure("it broke the grader's protocol") from None
                         if rest:
@@ -290,9 +375,15 @@ class Sandbox:
             return f"the process was killed ({signal.Signals(signum).name}): out of memory or CPU time, or a crash"
         return "the process ended (sys.exit or os._exit, a crash, or running out of memory)"
 
+    def _release(self) -> None:
+        if self.lease is not None:
+            self.lease.release()
+            self.lease = None
+
     def close(self) -> None:
         process, self.process = self.process, None
         if process is None:
+            self._release()
             return
         try:
             os.killpg(process.pid, signal.SIGKILL)
@@ -308,6 +399,7 @@ class Sandbox:
                 stream.close()
             except OSError:
                 pass
+        self._release()
 
     def __enter__(self):
         self.start()

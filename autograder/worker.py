@@ -28,7 +28,6 @@ import json
 import linecache
 import os
 import resource
-import shutil
 import signal
 import sys
 import traceback
@@ -251,9 +250,6 @@ def main() -> None:
         os.dup2(null, fd)
     harden(config)
     os.makedirs("/tmp/work", exist_ok=True)
-    if os.path.isdir("/submission"):
-        with contextlib.suppress(OSError):
-            shutil.copytree("/submission", "/tmp/work", dirs_exist_ok=True)
     os.chdir("/tmp/work")
     sys.path.insert(0, "/tmp/work")
     import torch

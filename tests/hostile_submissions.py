@@ -3,8 +3,9 @@ and why. Every one is graded through the instructor's path (tests/test_hostile.p
 one class with honest submissions whose grades must not move.
 
 Points per test cell: gd-step 3, gd-fit 3, gd-step-size 2, gd-optimizer 4 (12 in all).
-A prediction of None means the file cannot be read as a notebook: nbgrader records no
-grade for it and the other submissions are graded as usual.
+A prediction of None means the file cannot be read as a notebook, or, with ``refused``,
+that its submission folder is refused: nbgrader records no grade for it and the other
+submissions are graded as usual.
 """
 
 from __future__ import annotations
@@ -31,13 +32,21 @@ STUB = "    # YOUR CODE HERE\n    raise NotImplementedError()\n"
 class Hostile:
     """A submission: ``build(course)`` gives its bytes (``course`` is the course folder,
     which some attacks try to reach). ``scores`` predicts each test cell; ``why`` says
-    what it tries and why that is the score; ``messages`` must appear in its feedback."""
+    what it tries and why that is the score; ``messages`` must appear in its feedback,
+    ``absent`` must not.
+    ``beside(folder, course)``, if given, plants more in the submission's folder
+    (``submitted/<student>/<assignment>/``, the notebook already in it) instead of the
+    notebook coming through the LMS archive; ``refused`` is then the reason the batch
+    gives for refusing it."""
 
     name: str
     why: str
     build: Callable[[Path], bytes]
     scores: dict[str, float] | None
     messages: tuple[str, ...] = ()
+    beside: Callable[[Path, Path], None] | None = None
+    refused: str = ""
+    absent: tuple[str, ...] = ()
 
     @property
     def total(self) -> float:
@@ -204,6 +213,162 @@ class Liar(torch.Tensor):
         result = super().__torch_function__(func, types, args, kwargs or {})
         return True if func.__name__ in ("allclose", "equal", "isclose", "__eq__", "eq") else result
 '''
+
+
+KEYRING = '''
+import ctypes, errno, platform
+_libc = ctypes.CDLL(None, use_errno=True)
+_ADD_KEY, _KEYCTL = {"x86_64": (248, 250), "aarch64": (217, 219)}[platform.machine()]
+_USER_KEYRING, _SEARCH, _READ = -4, 10, 11
+def _outcome(result):
+    return "refused: " + errno.errorcode.get(ctypes.get_errno(), "?") if result < 0 else "done"
+'''
+
+
+def keyring_stash(notebook, course):
+    """The gd-step cell, besides defining a correct gd_step, leaves that code in its user's
+    kernel keyring, which outlives the sandbox and which any later sandbox of the same
+    user could read."""
+    target = cell(notebook, "gd-step-code")
+    payload = target.source
+    target.source = KEYRING + target.source + f'''
+_payload = {payload.encode()!r}
+print("add_key", _outcome(_libc.syscall(_ADD_KEY, b"user", b"gd-step", _payload, ctypes.c_long(len(_payload)),
+                                        ctypes.c_long(_USER_KEYRING))))
+'''
+
+
+KEYRING_FETCH = KEYRING + '''
+def gd_step(params, grads, lr):
+    key = _libc.syscall(_KEYCTL, ctypes.c_long(_SEARCH), ctypes.c_long(_USER_KEYRING), b"user", b"gd-step",
+                        ctypes.c_long(0))
+    if key < 0:
+        raise RuntimeError("nobody left a step in the keyring (" + _outcome(key) + ")")
+    buffer = ctypes.create_string_buffer(1 << 16)
+    size = _libc.syscall(_KEYCTL, ctypes.c_long(_READ), ctypes.c_long(key), buffer, ctypes.c_long(1 << 16))
+    found = {"torch": torch}
+    exec(buffer.raw[:size].decode(), found)
+    return found["gd_step"](params, grads, lr)
+'''
+
+
+NAMESPACE_ESCAPE = '''
+import ctypes, subprocess
+_libc = ctypes.CDLL(None, use_errno=True)
+for _flags in (0x10000000 | 0x00020000, 0x00020000):  # a user and mount namespace, then a mount namespace
+    print("unshare", "refused" if _libc.unshare(_flags) != 0 else "allowed")
+print("mount", "refused" if _libc.mount(b"none", b"/tmp", b"tmpfs", 0, b"size=1g") != 0 else "allowed")
+_child = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+                         "mount -t tmpfs none /mnt && head -c 805306368 /dev/zero > /mnt/hoard && echo hoarded"],
+                        capture_output=True, text=True)
+print("child", "hoarded" in _child.stdout)
+'''
+
+
+#: Learner code that reaches the sandbox's worker, in whose process it runs.
+WORKER = '''
+import gc, types
+worker = next(f for f in gc.get_objects() if isinstance(f, types.FunctionType) and f.__name__ == "serve"
+              and f.__module__ == "__main__").__globals__
+'''
+
+
+def appended(*sources):
+    """A change: code cells with ``sources`` added at the end of the notebook."""
+    def change(notebook, course):
+        notebook.cells.extend(nbformat.v4.new_code_cell(source) for source in sources)
+
+    return change
+
+
+def before_everything(*sources):
+    """A change: code cells with ``sources`` added right after the setup cell."""
+    def change(notebook, course):
+        notebook.cells[2:2] = [nbformat.v4.new_code_cell(source) for source in sources]
+
+    return change
+
+
+#: The class's time budget per notebook (tests/test_hostile.py sets it).
+BUDGET = 90
+
+HUGE_OUTPUTS = WORKER + '''
+import autograder.probe
+from IPython.display import display
+_huge = {"output_type": "display_data", "data": {"image/png": "A" * 1_900_000, "text/plain": "x"}, "metadata": {}}
+worker["display_data"] = lambda data, output_type="display_data": dict(_huge, output_type=output_type)
+autograder.probe.error_data = lambda error: {"type": "ValueError", "message": "m" * 8_000_000}
+for _ in range(3):
+    display("big")
+'''
+
+
+def after_cell(key, *sources):
+    """A change: code cells with ``sources`` added right after cell ``key``."""
+    def change(notebook, course):
+        index = notebook.cells.index(cell(notebook, key)) + 1
+        notebook.cells[index:index] = [nbformat.v4.new_code_cell(source) for source in sources]
+
+    return change
+
+
+RECORDING = """
+seen, phase = [], "cells"
+_step = gd_step
+def gd_step(params, grads, lr):
+    seen.append([p.tolist() for p in params])
+    if phase == "after every cell":
+        raise ValueError("LE" + "AK " + repr(seen[-1]))
+    return _step(params, grads, lr)
+"""
+
+
+MARKDOWN_SCRIPT = """Some notes on my step.
+
+<script>window.__xss = "script"</script>
+<img src="x" onerror="window.__xss = 'img'">
+<svg onload="window.__xss = 'svg'"></svg>
+<a id="xss-link" href="javascript:window.__xss='link'">click here</a>
+<iframe srcdoc="<script>parent.__xss='iframe'</script>"></iframe>
+"""
+
+IMAGE_BREAKOUT = """
+from IPython.display import display
+display({"image/png": 'iVBORw0KGgo" onerror="window.__xss=\\'png\\'" x="', "text/plain": "a figure"}, raw=True)
+"""
+
+
+def markdown_with_script(notebook, course):
+    notebook.cells.insert(4, nbformat.v4.new_markdown_cell(MARKDOWN_SCRIPT))
+    attached = nbformat.v4.new_markdown_cell("![plot](attachment:plot.png)")
+    attached["attachments"] = {"plot.png": {"image/png": 'x" onerror="window.__xss=\'attachment\'" y="'}}
+    notebook.cells.insert(5, attached)
+
+
+def shadowing_package(folder, course):
+    """A package named like one the notebook imports: run from the submission's folder it
+    would take matplotlib's place, and a cached result keyed by the notebook alone would be
+    served to every learner who handed in the same cells."""
+    (folder / "matplotlib").mkdir()
+    (folder / "matplotlib" / "__init__.py").write_text("import torch\ntorch.Tensor.sub_ = torch.Tensor.add_\n")
+
+
+def startup_module(folder, course):
+    (folder / "sitecustomize.py").write_text("import torch\ntorch.manual_seed = lambda seed: None\n")
+
+
+def links_to_private_files(folder, course):
+    (folder / "gradebook.db").symlink_to(course / "gradebook.db")
+    (folder / "solution").symlink_to(course / "solutions" / A / "gradient-descent.ipynb")
+
+
+def student_folder_is_a_link(folder, course):
+    """The whole student folder is a link to an honest learner's, to earn their grade."""
+    student = folder.parent
+    for path in sorted(student.rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    student.rmdir()
+    student.symlink_to(student.parent / "control-reference")
 
 
 SUBMISSIONS = [
@@ -449,7 +614,133 @@ SUBMISSIONS = [
                                "    os.write(2, b'fd 2 again')\n    with torch.no_grad():"))),
         FULL,
     ),
+    Hostile(
+        "keyring-leaves-a-solution",
+        "a correct solution that also leaves its gd_step in its user's kernel keyring for whoever "
+        "comes next: the sandbox refuses every keyring call, so nothing is left; full marks for its "
+        "own code",
+        edited(keyring_stash),
+        FULL, ("add_key refused: EPERM",),
+    ),
+    Hostile(
+        "keyring-fetches-a-solution",
+        "gd_step is left unwritten and instead runs whatever step another learner left in the "
+        "keyring: no sandbox can reach a keyring, so it finds nothing and gd-step earns 0",
+        edited(replace_in("gd-step-code", "    with torch.no_grad():\n", KEYRING_FETCH + "    with torch.no_grad():\n")),
+        with_scores(FULL, gd_step=0.0), ("nobody left a step in the keyring (refused: EPERM)",),
+    ),
+    Hostile(
+        "namespaces-and-mounts",
+        "a correct solution whose gd-fit cell tries to leave the sandbox's bounds: a user and mount "
+        "namespace of its own, a 1 GiB tmpfs over /tmp, and a child that maps itself root to fill a "
+        "tmpfs outside the sandbox's /tmp: every one is refused, and the grade is full",
+        edited(prepend("gd-fit-code", NAMESPACE_ESCAPE)),
+        FULL, ("unshare refused", "mount refused", "child False"),
+    ),
 ]
+
+SUBMISSIONS += [
+    Hostile("many-slow-cells", f"eight cells that each sleep 15 s (under the class's 20 s cell limit) before "
+            f"anything is defined: the notebook's {BUDGET} s budget runs out, nothing after it runs, and "
+            "every test cell scores 0 with the reason",
+            edited(before_everything(*["import time\ntime.sleep(15)"] * 8)), {k: 0.0 for k in FULL},
+            (f"Not graded: the notebook used up its time budget of {BUDGET} s",)),
+    Hostile("thousands-of-empty-cells", "5,000 empty code cells before the solution: the first 200 run, "
+            "and every test cell after them scores 0 with the reason",
+            edited(before_everything(*[""] * 5000)), {k: 0.0 for k in FULL},
+            ("Not graded: the notebook has more than 200 cells to run",)),
+    Hostile("stops-reading-its-requests", "a correct solution, then a cell that makes the sandbox stop reading "
+            "the grader's requests, then a cell of 900 kB: the write of that cell is cut off at the time "
+            "limit instead of blocking the class forever; the hidden checks, which run after every cell, "
+            "find a sandbox that no longer listens, so every part earns 0",
+            edited(appended(WORKER + "import time\nworker['read_exactly'] = lambda fd, n: time.sleep(3600)",
+                            "#" * 900_000)),
+            {k: 0.0 for k in FULL}, ("stopped reading",)),
+    Hostile("ten-megabytes-of-markdown", "a correct solution with a markdown cell of 10 MB and another with "
+            "10 MB of attachments: both are cut to a note, full marks, and the graded notebook stays small",
+            edited(lambda notebook, course: notebook.cells.extend([
+                nbformat.v4.new_markdown_cell("my notes " * 1_200_000),
+                nbformat.v4.new_markdown_cell("![a](attachment:a.png)",
+                                              attachments={"a.png": {"image/png": "QUFB" * 2_500_000}})])),
+            FULL, ("A cell longer than 1,000,000 characters was cut",)),
+    Hostile("answer-nested-past-any-parser", "a correct solution, then a cell whose answer to the grader is "
+            "nested 50,000 deep: the reader refuses it as a broken protocol (that cell alone); full marks",
+            edited(appended(WORKER + "import os, struct\n"
+                            "def nested(fd, message):\n"
+                            "    body = b'{\"seq\":%d,\"op\":\"done\",\"outputs\":' % message['seq'] "
+                            "+ b'[' * 50000 + b']' * 50000 + b'}'\n"
+                            "    os.write(fd, struct.pack('>I', len(body)) + body)\n"
+                            "worker['write_message'] = nested")),
+            FULL, ("broke the grader's protocol",)),
+    Hostile("outputs-past-every-cap", "the worker patched to send three outputs of 1.9 MB for a cell and 8 MB "
+            "error messages for the checks, with gd_step raising: the cell keeps 2 MB of outputs, each "
+            "message is cut to 4,000 characters, gd-step earns 0 and the autograded notebook stays small",
+            edited(both(prepend("gd-step-code", HUGE_OUTPUTS),
+                        replace_in("gd-step-code", "    with torch.no_grad():",
+                                   "    raise ValueError('no')\n    with torch.no_grad():"))),
+            with_scores(FULL, gd_step=0.0), ("were not kept",)),
+]
+
+SUBMISSIONS += [
+    Hostile("records-hidden-calls", "gd_step records every call's tensors and a cell after the gd-step test "
+            "cell prints them, to recover the hidden cases: the hidden checks run after every learner cell, so "
+            "no cell sees one; full marks",
+            edited(both(replace_in("gd-step-code", "            p.sub_(g, alpha=lr)\n",
+                                   "            p.sub_(g, alpha=lr)\n" + RECORDING),
+                        after_cell("gd-step-tests", "after_the_test = len(seen)\nprint(seen)"),
+                        appended("print('hidden calls seen by a learner cell:', len(seen) - after_the_test)"))),
+            FULL, ("hidden calls seen by a learner cell: 0",)),
+    Hostile("hidden-cases-in-error-messages", "gd_step, once the last cell has run, raises an error that quotes "
+            "its arguments, to carry the hidden cases into the hidden checks' report: that report says which "
+            "checks failed but not how, and gd-step earns the hidden checks' 0",
+            edited(both(replace_in("gd-step-code", "            p.sub_(g, alpha=lr)\n",
+                                   "            p.sub_(g, alpha=lr)\n" + RECORDING),
+                        appended("phase = 'after every cell'"))),
+            with_scores(FULL, gd_step=0.0), ("failed on a hidden case",), absent=("LEAK",)),
+]
+
+#: Their feedback pages are opened in a browser (tests/test_hostile.py): no script may run.
+SCRIPTED = [
+    Hostile("script-in-markdown", "a correct solution with markdown cells that carry a script, event "
+            "handlers, a javascript: link, an iframe and an attachment whose data breaks out of its "
+            "attribute: full marks, and none of it runs in the feedback page",
+            edited(markdown_with_script), FULL, ("Some notes on my step",)),
+    Hostile("image-that-breaks-out", "a correct solution with a cell that displays image/png data that is "
+            "not base64 but an attribute break-out with a handler: the image is dropped, full marks",
+            edited(appended(IMAGE_BREAKOUT)), FULL),
+]
+SUBMISSIONS += SCRIPTED
+
+#: Submissions whose folder is refused: the notebook in each is the honest reference's, cell
+#: for cell, so a result cached for one of them would be the control's too.
+SUBMISSIONS += [
+    Hostile("shadowing-package-beside-a-copy", "a copy of the reference notebook beside a matplotlib/ "
+            "package that flips every step's sign: refused (a submission is its notebooks), and the "
+            "honest reference graded in the same class keeps its 12",
+            edited(lambda notebook, course: None), None, beside=shadowing_package,
+            refused="matplotlib/ is a folder"),
+    Hostile("startup-module-beside-a-copy", "a copy of the reference notebook beside a sitecustomize.py "
+            "that Python would run first: refused", edited(lambda notebook, course: None), None,
+            beside=startup_module, refused="sitecustomize.py is not one of the assignment's notebooks"),
+    Hostile("links-to-the-gradebook-and-the-source", "links to gradebook.db and to the source notebook "
+            "beside the notebook, which a copy of the folder would follow into the learner's feedback: "
+            "refused", edited(lambda notebook, course: None), None, beside=links_to_private_files,
+            refused="gradebook.db is a symbolic link"),
+    Hostile("student-folder-links-to-another", "the learner's whole folder is a link to an honest "
+            "learner's, to be graded with their notebook: refused", edited(lambda notebook, course: None),
+            None, beside=student_folder_is_a_link, refused="student-folder-links-to-another is a symbolic link"),
+]
+
+#: Names in the LMS archive that a learner chose (the reference notebook in each): none is
+#: collected, each alone is refused, and the class around them is graded.
+BAD_NAMES = {
+    "../../escaped_attempt_gradient-descent.ipynb": "a path that leaves the archive's folder",
+    "back\\slash_attempt_gradient-descent.ipynb": "a backslash, which made the whole archive be refused",
+    "line\nbreak_attempt_gradient-descent.ipynb": "a newline in the id, which stopped nbgrader autograde for the class",
+    ".._gradient-descent.ipynb": "an id of .., which wrote a notebook outside submitted/",
+    "..._attempt_gradient-descent.ipynb": "an id of ..., silently never graded",
+    "=1+2_attempt_gradient-descent.ipynb": "a formula for the CSVs the course writes",
+}
 
 #: Honest submissions graded in the same class: their grades must not move.
 CONTROLS = [REFERENCE, Submission("wrong-sign", A, with_scores(FULL, gd_step=1.5), cell="gd-step-code",

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from autograder import sandbox as sandboxes
+from autograder import seccomp
 from autograder.judge import CellFormError, grade_calls
 from autograder.sandbox import Limits, Sandbox, SandboxFailure, SandboxUnavailable
 from conftest import ROOT
@@ -100,6 +101,90 @@ print(open("/proc/self/status").read().split("CapEff:")[1].split()[0])
         assert "uid 0" not in text
 
 
+def test_it_can_make_no_namespace_mount_or_key(box):
+    code = f"""
+import ctypes, errno, os, subprocess, threading
+libc = ctypes.CDLL(None, use_errno=True)
+calls = {seccomp.numbers()!r}
+def attempt(name, *args):
+    result = libc.syscall(calls[name], *[ctypes.c_long(a) for a in args])
+    print(name, "refused" if result == -1 and ctypes.get_errno() == errno.EPERM else f"allowed {{result}}")
+attempt("unshare", 0x10000000)
+attempt("unshare", 0x00020000)
+attempt("clone", 0x10000000 | 17, 0, 0, 0, 0)
+attempt("mount", 0, 0, 0, 0, 0)
+attempt("setns", 0, 0)
+key = ctypes.create_string_buffer(b"user")
+attempt("add_key", ctypes.addressof(key), ctypes.addressof(key), 0, 0, -4)
+attempt("keyctl", 0, -4, 0)
+attempt("request_key", ctypes.addressof(key), ctypes.addressof(key), 0, -4)
+# What ordinary code needs still works: threads, fork, programs.
+done = []
+thread = threading.Thread(target=done.append, args=(1,))
+thread.start(); thread.join()
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+os.waitpid(pid, 0)
+print("thread", done, "program", subprocess.run(["true"]).returncode)
+"""
+    text = printed(run_cell(box, code))
+    for name in ("unshare", "clone", "mount", "setns", "add_key", "keyctl", "request_key"):
+        assert f"{name} refused" in text and f"{name} allowed" not in text, text
+    assert "thread [1] program 0" in text
+
+
+def test_memory_backed_files_are_bounded(box):
+    code = """
+import os
+for path in ("/dev/shm/big", "/dev/big", "/tmp/big"):
+    written = 0
+    try:
+        with open(path, "wb") as handle:
+            for _ in range(1024):
+                handle.write(bytes(2**20))
+                written += 1
+    except OSError:
+        pass
+    print(path, written)
+    if os.path.exists(path):
+        os.remove(path)
+"""
+    text = printed(run_cell(box, code))
+    limits = Limits()
+    assert f"/dev/big 0" in text
+    assert int(text.split("/dev/shm/big ")[1].split()[0]) <= limits.shm_bytes // 2**20
+    assert int(text.split("/tmp/big ")[1].split()[0]) <= limits.tmp_bytes // 2**20
+
+
+def test_two_sandboxes_at_once_run_as_different_users():
+    with Sandbox() as first, Sandbox() as second:
+        uids = [int(printed(run_cell(box, "import os\nprint(os.getuid())"))) for box in (first, second)]
+    assert uids[0] != uids[1]
+    if os.geteuid() == 0:
+        assert all(sandboxes.UID_BASE <= uid < sandboxes.UID_BASE + sandboxes.UID_COUNT for uid in uids)
+
+
+def test_a_user_is_leased_to_one_sandbox_at_a_time_across_graders(tmp_path, monkeypatch):
+    monkeypatch.setattr(sandboxes, "UID_COUNT", 2)
+    first, second = sandboxes.UserLease(tmp_path), sandboxes.UserLease(tmp_path)
+    assert {first.uid, second.uid} == {sandboxes.UID_BASE, sandboxes.UID_BASE + 1}
+    with pytest.raises(SandboxUnavailable, match="no free sandbox user"):
+        sandboxes.UserLease(tmp_path)
+    first.release()
+    third = sandboxes.UserLease(tmp_path)
+    assert third.uid == first.uid
+    second.release(), third.release()
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_system_call_filter_is_a_well_formed_program():
+    for machine in ("x86_64", "aarch64"):
+        program = seccomp.program(machine)
+        assert len(program) % 8 == 0 and len(program) // 8 < 4096
+    assert not seccomp.supported("sparc64")
+
+
 def test_a_fork_bomb_and_a_memory_bomb_stay_inside():
     limits = Limits(memory_bytes=2 * 2**30, processes=16)
     code = """
@@ -169,7 +254,7 @@ def test_a_process_that_ends_itself_is_reported():
 def test_without_bubblewrap_the_grader_says_what_to_install(monkeypatch):
     monkeypatch.setattr(sandboxes, "bwrap_path", lambda: None)
     with pytest.raises(SandboxUnavailable, match="apt-get install bubblewrap"):
-        sandboxes.command(Limits(), sandboxes.sandbox_uid(0), None, {})
+        sandboxes.command(Limits(), 0, {}, 0)
 
 
 @pytest.mark.parametrize("source", [
