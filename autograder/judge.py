@@ -21,7 +21,7 @@ import dataclasses
 import itertools
 from collections.abc import Mapping
 
-from . import probe, wire
+from . import borrowing, probe, wire
 from .feedback import SubmissionError
 from .runner import GraderError, run_checks
 from .sandbox import Limits, Sandbox, SandboxFailure
@@ -232,9 +232,10 @@ class Judge:
             if call.points != test.points:
                 return [stream(f"grade(..., points={call.points:g}) does not match the cell's "
                                f"{test.points:g} points; the cell is not graded.\n"), score_output(0.0)]
+            borrowed = borrowing.borrowing(call.part, call.name, self.replay)
             try:
-                report = run_checks(call.part, Remote(self, call.name), points=call.points,
-                                    seed=call.seed, cases=call.cases)
+                report = borrowing.report(call.part, call.points, borrowed) if borrowed else run_checks(
+                    call.part, Remote(self, call.name), points=call.points, seed=call.seed, cases=call.cases)
             except (GraderError, ValueError) as error:
                 outputs.append(stream(f"The checks of {call.part} could not run: {error}\n"))
                 earned = 0.0

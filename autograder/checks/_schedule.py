@@ -88,7 +88,8 @@ def explain_rates(
     where = f"step {first_step + row}" + (f", param group {group}" if expected.shape[1] > 1 else "")
     message = (
         f"{context}: at {where} the learning rate is {float(seen[row, group]):.6g}; "
-        f"{reference} gives {float(expected[row, group]):.6g}."
+        f"{reference} gives {float(expected[row, group]):.6g} (they differ by up to "
+        f"{float((seen[row] - expected[row]).abs().nan_to_num(float('inf')).max()):.3g})."
     )
     whole = seen if identify is None else identify
     for mistake, compute in dict(variants).items():
