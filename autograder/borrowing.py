@@ -20,15 +20,17 @@ statement that changes ``torch`` itself. In what it reaches, any of these is bor
   its name (``torch.load``, ``torch.serialization``, ``torch.package``, ``torch.hub``,
   ``torch.library``);
 - what the guard cannot resolve: ``getattr``/``setattr``/``delattr``/``hasattr`` with a
-  computed name, ``globals()``, ``vars()``, ``locals()``, ``open()``, dunder attributes that
-  walk the object graph (``__subclasses__``, ``__globals__``, ``__dict__``...), and modules
-  other than the few an update needs (no ``importlib``, ``sys``, ``gc``, ``pickle``,
-  ``ctypes``...).
+  computed name or passed around as values, ``exec``, ``eval``, ``globals()``, ``vars()``,
+  ``open()``, dunder attributes that walk the object graph (``__subclasses__``,
+  ``__globals__``, ``__dict__``...), and the modules that look objects up by a name
+  computed at run time (``importlib``, ``pickle``, ``gc``, ``inspect``, ``sys.modules``,
+  ``operator.attrgetter``...).
 
 References are resolved however they are spelled: ``import torch.optim as o``, ``from
 torch.optim import Adam as Base``, an alias assigned to a name (``o = torch.optim``),
-``getattr(torch, "optim")``. A call of ``exec``, ``eval``, ``compile`` or ``__import__``,
-and ``from torch... import *``, anywhere in the learner's cells count, reached or not.
+``getattr(torch, "optim")``. ``from torch... import *`` anywhere in the learner's cells
+counts, and so does a call of ``exec``, ``eval``, ``compile`` or ``__import__`` in code that
+runs when the cells run (a top-level statement, or a definition one of them reaches).
 
 Limits: the guard reads code; it does not run it. Writing torch's update out by hand in
 tensor operations is doing the exercise. Code the guard does not reach from the graded
@@ -59,10 +61,10 @@ ALWAYS_ALLOWED_IN_OPTIM = frozenset({"Optimizer", "optimizer"})
 #: kernels or load an object by its name.
 FORBIDDEN_IN_TORCH = ("_fused_", "ops", "_ops", "_C", "_VF", "load", "serialization", "package", "hub",
                       "library", "classes", "_classes")
-#: Modules an update may use.
-MODULES = frozenset({"torch", "math", "cmath", "numbers", "functools", "itertools", "collections", "typing",
-                     "dataclasses", "warnings", "copy", "operator", "numpy", "abc", "time", "statistics",
-                     "random", "contextlib", "enum", "matplotlib"})
+#: Modules (and attributes of modules) that look objects up by a name computed at run time.
+LOOKUPS = ("importlib", "pickle", "marshal", "gc", "ctypes", "runpy", "builtins", "inspect", "types", "copyreg",
+           "shelve", "dill", "cloudpickle", "code", "codeop", "sys.modules", "sys._getframe", "sys.meta_path",
+           "operator.attrgetter", "operator.methodcaller", "autograder")
 EXECUTING = frozenset({"exec", "eval", "compile", "__import__"})
 DYNAMIC_CALLS = frozenset({"globals", "vars", "locals", "open", "breakpoint"})
 NAMED_ATTRIBUTE_CALLS = frozenset({"getattr", "setattr", "delattr", "hasattr"})
@@ -261,22 +263,45 @@ def _why(statements: list[ast.stmt], resolver: _Resolver, allowed: frozenset[str
         # Only whole chains count: torch.optim inside torch.optim.Optimizer is not a use of it.
         inner = {id(node.value) for node in nodes if isinstance(node, ast.Attribute)}
         inner |= {id(node.args[0]) for node in nodes if isinstance(node, ast.Call) and resolver.path(node)}
+        called = {id(node.func) for node in nodes if isinstance(node, ast.Call)}
         for node in nodes:
             resolvable = isinstance(node, (ast.Attribute, ast.Name, ast.Call)) and id(node) not in inner
             path = resolver.path(node) if resolvable else None
             if path and forbidden_path(path, allowed):
                 return "uses " + (path if path != "torch.optim" else "torch.optim as a whole")
-            if path and path.split(".")[0] not in MODULES:
-                return f"uses the module {path.split('.')[0]}, which an update does not need"
+            lookup = next((name for name in LOOKUPS if path and (path + ".").startswith(name + ".")), None)
+            if lookup:
+                return f"uses {lookup}, which can fetch torch's optimizers by a name the grader cannot read"
             if isinstance(node, ast.Attribute) and node.attr.startswith("__") and node.attr.endswith("__") \
                     and node.attr not in DUNDERS:
                 return f"reads {node.attr}, which can reach torch's optimizers without naming them"
+            if isinstance(node, ast.Name) and node.id in NAMED_ATTRIBUTE_CALLS | DYNAMIC_CALLS | EXECUTING \
+                    and node.id not in defined and id(node) not in called:
+                return f"passes {node.id} around, which the grader cannot follow"
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id not in defined:
-                if node.func.id in DYNAMIC_CALLS:
+                if node.func.id in DYNAMIC_CALLS | EXECUTING:
                     return f"calls {node.func.id}(), whose effect the grader cannot read"
                 if node.func.id in NAMED_ATTRIBUTE_CALLS and (len(node.args) < 2 or _literal(node.args[1]) is None):
                     return f"calls {node.func.id}() with a computed name, which the grader cannot read"
     return None
+
+
+def _reach(start: list[ast.stmt], names: list[str], statements: list[ast.stmt], binds: list[set[str]],
+           defined: set[str]) -> list[ast.stmt]:
+    """``start`` and the statements that bind ``names`` or any module-level name (of
+    ``defined``) that a reached statement reads, until nothing new is reached."""
+    reached = list(start)
+    wanted, seen = [*names, *(n for s in start for n in _free_names(s) & defined)], set()
+    while wanted:
+        current = wanted.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        for statement, bound in zip(statements, binds):
+            if current in bound and statement not in reached:
+                reached.append(statement)
+                wanted.extend(_free_names(statement) & defined)
+    return reached
 
 
 def borrowing(part: str, name: str, cells: Iterable[str]) -> str | None:
@@ -292,28 +317,25 @@ def borrowing(part: str, name: str, cells: Iterable[str]) -> str | None:
     defined = set().union(*binds) - set(resolver.aliases) if binds else set()
     for tree in trees:
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in EXECUTING
-                    and node.func.id not in defined):
-                return MESSAGE.format(name=name, why=f"is defined next to a call of {node.func.id}(), whose "
-                                                     "effect the grader cannot read")
             if isinstance(node, ast.ImportFrom) and any(alias.name == "*" for alias in node.names) \
                     and (node.module or "").split(".")[0] == "torch":
                 return MESSAGE.format(name=name, why=f"is defined next to `from {node.module} import *`, "
                                                      "which may bind torch's optimizers to any name")
+    # What runs when the cells run (every top-level statement but a definition) may not
+    # execute code the guard cannot read, wherever it is reached from.
+    running = [s for s in statements if not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Import,
+                                                           ast.ImportFrom))]
+    for statement in _reach(running, [], statements, binds, defined):
+        call = next((node.func.id for node in ast.walk(statement) if isinstance(node, ast.Call)
+                     and isinstance(node.func, ast.Name) and node.func.id in EXECUTING - defined), None)
+        if call:
+            return MESSAGE.format(name=name, why=f"is defined next to code that calls {call}(), whose effect "
+                                                 "the grader cannot read")
     # Every statement that changes torch, and the definitions of the graded name and of
     # every module-level name the reached statements read, until nothing new is reached.
-    reached = [s for s, names in zip(statements, binds) if "torch" in names
-               and not isinstance(s, (ast.Import, ast.ImportFrom))]
-    wanted, seen = [name, *(n for s in reached for n in _free_names(s) & defined)], set()
-    while wanted:
-        current = wanted.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        for statement, names in zip(statements, binds):
-            if current in names and statement not in reached:
-                reached.append(statement)
-                wanted.extend(_free_names(statement) & defined)
+    changes_torch = [s for s, names in zip(statements, binds) if "torch" in names
+                     and not isinstance(s, (ast.Import, ast.ImportFrom))]
+    reached = _reach(changes_torch, [name], statements, binds, defined)
     why = _why(reached, resolver, GUARDED[part], defined)
     return MESSAGE.format(name=name, why=why) if why else None
 

@@ -64,6 +64,18 @@ SUBMISSIONS = [
         old="        if lr < 0.0:\n", new="        if lr <= 0.0:\n",
         messages=("torch.optim.SGD accepts GradientDescent([p], lr=0.0)",),
     ),
+    # A list where the text shows a pair: a pair is two values in order, whichever sequence
+    # holds them (as optimal_step_size already accepted).
+    Submission(
+        "pair-as-a-list", A, FULL, cell="gd-fit-code",
+        old="    return w.detach(), losses\n", new="    return [w.detach(), losses]\n",
+    ),
+    # `.data` assigned a new tensor: the caller's tensors change, which is what the text
+    # asks of "in place"; full marks.
+    Submission(
+        "data-reassigned", A, FULL, cell="gd-step-code",
+        old="p.sub_(g, alpha=lr)", new="p.data = p.data - lr * g",
+    ),
 ]
 
 #: Borrowings of torch's optimizers, each spelled differently; graded in the sandbox by

@@ -121,6 +121,11 @@ SUBMISSIONS = [
         old="g.add(buffers[i], alpha=momentum) if nesterov", new="g.add_(buffers[i], alpha=momentum) if nesterov",
         messages=("grads[0] changed during the call (nesterov=True, call 1)",),
     ),
+    # A list where the text shows a triple: accepted, as a pair is in optimal_step_size.
+    Submission(
+        "triple-as-a-list", A, FULL, cell="momentum-rate-code",
+        old="    return lr, rate**2, rate\n", new="    return [lr, rate**2, rate]\n",
+    ),
 ]
 
 #: Borrowings of torch's optimizers (tests/test_borrowing.py).

@@ -131,4 +131,19 @@ SUBMISSIONS = [
         old="progress = step / total_steps", new="progress = (step % total_steps) / total_steps",
         messages=("Likely mistake: the schedule restarts at T", "they differ by up to"),
     ),
+    # A list where the text shows (w, lrs): accepted.
+    Submission(
+        "pair-as-a-list", A, FULL, cell="schedule-training-code",
+        old="    return w.detach(), lrs\n", new="    return [w.detach(), lrs]\n",
+    ),
+    # cos of a default float32 tensor: right to 7 digits only. The text asks for a Python
+    # float (float64); the feedback names float32 wherever the rates fall short: the closed
+    # form keeps its end points (1 of 5), the scheduler its class and resume checks (2 of
+    # 10), the warmup its construction, warmup and floor checks (5 of 8).
+    Submission(
+        "cosine-in-float32", A, with_scores(FULL, cosine_closed_form=0.4, cosine_scheduler=0.8, warmup_cosine=1.875),
+        cell="cosine-closed-form-code",
+        old="math.cos(math.pi * progress)", new="float(torch.cos(torch.tensor(math.pi * progress)))",
+        messages=("Likely mistake: the rates are computed in float32",),
+    ),
 ]

@@ -60,6 +60,12 @@ SPELLINGS = {
         "state = self.state[p]", "helper()(p)"),
     "pickle": "import pickle\nclass Adam(torch.optim.Optimizer):\n    step = pickle.loads(b'')\n",
     "a star import": "from torch.optim import *\nclass Adam(Adam):\n    pass\n",
+    "getattr passed to reduce": "import functools\nclass Adam(functools.reduce(getattr, ['optim', 'Adam'], torch)):\n"
+                                "    pass\n",
+    "operator.attrgetter": "import operator\nclass Adam(operator.attrgetter('optim.Adam')(torch)):\n    pass\n",
+    "sys.modules": "import sys\nclass Adam(sys.modules['torch.optim'].Adam):\n    pass\n",
+    "exec in a helper run at the top level": OWN + "\ndef helper():\n    exec('Adam.step = torch.optim.Adam.step')\n\n\n"
+                                              "helper()\n",
     "the sandbox's guard patched": (
         "import autograder.feedback as feedback\nfeedback.no_builtin_optimizers.__enter__ = lambda self: self\n"
         + OWN.replace("state = self.state[p]", "torch.optim.SGD([p], lr=0.1).step()")),
@@ -101,6 +107,13 @@ def test_naming_torch_optimizers_outside_the_definition_is_no_borrowing():
     # A docstring or a message may name torch's optimizers; only code that uses them counts.
     documented = OWN.replace("    @torch.no_grad()", '    """As torch.optim.Adam does."""\n\n    @torch.no_grad()')
     assert borrowing("adam-optimizer", "Adam", [SETUP, documented]) is None
+    # Debugging output through os and sys is no borrowing, nor is exec in code that never runs
+    # with the graded class.
+    noisy = "import os, sys\n" + OWN.replace("state = self.state[p]", "print('x', file=sys.stderr)\n"
+                                              "                os.write(2, b'x')")
+    assert borrowing("adam-optimizer", "Adam", [SETUP, noisy]) is None
+    unrelated = "def other():\n    exec('pass')\n"
+    assert borrowing("adam-optimizer", "Adam", [SETUP, OWN, unrelated]) is None
     # A local variable that shares a name with a course cell's global does not reach that cell.
     assert borrowing("adam-optimizer", "Adam", [SETUP, "train = torch.optim.Adam\n", OWN.replace(
         "state = self.state[p]", "train = p.grad")]) is None

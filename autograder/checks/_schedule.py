@@ -96,7 +96,18 @@ def explain_rates(
         if close(whole, compute(), F64):
             message += f" Likely mistake: {mistake}."
             break
+    else:
+        message += in_float32(seen, expected)
     raise Mismatch(message)
+
+
+def in_float32(seen, expected) -> str:
+    """" Likely mistake: …" when ``seen`` is ``expected`` to float32's accuracy only, else ""."""
+    if not close(torch.as_tensor(seen, dtype=F64), torch.as_tensor(expected, dtype=F64), torch.float32):
+        return ""
+    return (" Likely mistake: the rates are computed in float32 (a new torch tensor's default dtype: "
+            "torch.cos(torch.tensor(...)), say), good to about 7 digits; compute them with Python "
+            "floats and math.cos, which are float64.")
 
 
 def table(rule: Callable[[int, float], float], base_lrs: Sequence[float], steps: Sequence[int]) -> torch.Tensor:

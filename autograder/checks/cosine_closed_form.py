@@ -110,6 +110,8 @@ def check_starts_at_lr_max_and_ends_at_lr_min(submission, seed):
                 if all(math.isclose(v, f(s), rel_tol=1e-9, abs_tol=1e-12) for s, v in zip(steps, run)):
                     message += f" Likely mistake: {mistake}."
                     break
+            else:
+                message += _schedule.in_float32([value], [wanted])
             raise Mismatch(message)
 
 
@@ -135,6 +137,7 @@ def check_lr_min_defaults_to_zero(submission, seed):
         raise Mismatch(
             f"with lr_min left out, cosine_lr(t, {total}, {lr_max:.4g}) should decay from lr_max to 0 "
             f"(lr_min=0.0 by default); saw {seen[0]:.6g} at t = 0 and {seen[-1]:.6g} at t = T."
+            + _schedule.in_float32(seen, expected)
         )
 
 
