@@ -164,3 +164,24 @@ def test_a_borrowing_earns_nothing_in_the_sandbox(submission):
     text = outcome.report.as_text()
     for fragment in submission.messages:
         assert mentions(text, fragment), text
+
+
+def test_torch_optimizers_are_refused_while_the_learners_optimizer_runs():
+    """The sandbox's own guard, for what the judge's reading does not see: a torch
+    optimizer built inside step() raises (a convenience: learner code can undo it)."""
+    import torch
+
+    from autograder import run_checks
+
+    class GradientDescent(torch.optim.Optimizer):
+        def __init__(self, params, lr=1e-3):
+            super().__init__(params, dict(lr=lr))
+            self.inner = None
+
+        def step(self, closure=None):
+            if self.inner is None:
+                self.inner = torch.optim.SGD(self.param_groups)
+            return self.inner.step(closure)
+
+    report = run_checks("gd-optimizer", GradientDescent, points=4)
+    assert report.earned < 2 and mentions(report.as_text(), "uses torch.optim.SGD"), report.as_text()

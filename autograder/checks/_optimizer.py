@@ -1,8 +1,9 @@
 """Shared machinery for the checks of ``torch.optim.Optimizer`` subclasses.
 
 The probes (run where the learner's code lives): :func:`drive` runs a learner's optimizer
-class through a scripted run (:func:`autograder.oracles.replay`) with its constructor and
-``step`` guarded, so an exception becomes feedback; :func:`constructed_groups`,
+class through a scripted run (:func:`autograder.oracles.replay`), with torch's optimizers
+refused while it runs and its constructor and ``step`` guarded, so an exception becomes
+feedback; :func:`constructed_groups`,
 :func:`closure_step` and :func:`rejections` construct it and report its param groups,
 one ``step(closure)``, and which settings it refuses.
 
@@ -27,6 +28,7 @@ from autograder.feedback import (
     call_submission,
     close,
     describe,
+    no_builtin_optimizers,
 )
 from autograder.probe import probe
 
@@ -55,7 +57,8 @@ def drive(
         optimizer.step = lambda *a, **k: call_submission(f"{name}.step", original, *a, hints=hints, **k)
         return optimizer
 
-    return oracles.replay(build, schedule, reload_at=reload_at, group_options=group_options)
+    with no_builtin_optimizers(name):
+        return oracles.replay(build, schedule, reload_at=reload_at, group_options=group_options)
 
 
 def _learner_builder(learner, name: str, hints: Mapping[str, str]):
