@@ -267,6 +267,11 @@ def _why(statements: list[ast.stmt], resolver: _Resolver, allowed: frozenset[str
         for node in nodes:
             resolvable = isinstance(node, (ast.Attribute, ast.Name, ast.Call)) and id(node) not in inner
             path = resolver.path(node) if resolvable else None
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                # What an import brings in is used by being imported (the graded name itself, say).
+                prefix = f"{node.module}." if isinstance(node, ast.ImportFrom) and node.module else ""
+                path = next((prefix + alias.name for alias in node.names if prefix + alias.name != "torch.optim"
+                             and forbidden_path(prefix + alias.name, allowed)), None)
             if path and forbidden_path(path, allowed):
                 return "uses " + (path if path != "torch.optim" else "torch.optim as a whole")
             lookup = next((name for name in LOOKUPS if path and (path + ".").startswith(name + ".")), None)

@@ -45,6 +45,8 @@ SPELLINGS = {
     "importlib": "import importlib\nclass Adam(importlib.import_module('torch.optim').Adam):\n    pass\n",
     "_functional": OWN.replace("p.sub_(p.grad, alpha=group['lr'])", "torch.optim._functional.adam([p], [p.grad])"),
     "from-import alias": "from torch.optim import Adam as Base\nclass Adam(Base):\n    pass\n",
+    "the graded name imported": "from torch.optim import Adam\n",
+    "a module imported under the graded name": "import torch.optim.adam as Adam\n",
     "a module alias": "o = torch.optim\n" + OWN.replace("super().__init__", "o.Adam.__init__"),
     "a wrapped instance": OWN.replace("state = self.state[p]", "torch.optim.Adam(self.param_groups).step()"),
     "an unbound step": "class Adam(torch.optim.Optimizer):\n    step = torch.optim.Adam.step\n",
@@ -112,6 +114,8 @@ def test_naming_torch_optimizers_outside_the_definition_is_no_borrowing():
     noisy = "import os, sys\n" + OWN.replace("state = self.state[p]", "print('x', file=sys.stderr)\n"
                                               "                os.write(2, b'x')")
     assert borrowing("adam-optimizer", "Adam", [SETUP, noisy]) is None
+    local_import = OWN.replace("        super().__init__", "        import torch.optim as o\n        super().__init__")
+    assert borrowing("adam-optimizer", "Adam", [SETUP, local_import]) is None
     unrelated = "def other():\n    exec('pass')\n"
     assert borrowing("adam-optimizer", "Adam", [SETUP, OWN, unrelated]) is None
     # A local variable that shares a name with a course cell's global does not reach that cell.
