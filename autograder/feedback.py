@@ -141,9 +141,11 @@ def builtin_optimizer_classes() -> tuple[type, ...]:
 
 
 class no_builtin_optimizers:
-    """While active, constructing any torch.optim optimizer raises: the exercise asks for
-    the learner's own update, not PyTorch's. (The learner's own subclasses of
-    ``torch.optim.Optimizer`` are unaffected.)"""
+    """While active, constructing any torch.optim optimizer, or a subclass of one, raises:
+    the exercise asks for the learner's own update, not PyTorch's. (The learner's own
+    subclasses of ``torch.optim.Optimizer`` are unaffected.) It runs where the learner's
+    code runs, which can undo it: the defence that holds is the judge's reading of the
+    code (:mod:`autograder.borrowing`)."""
 
     def __init__(self, name: str):
         self.name = name
@@ -153,7 +155,7 @@ class no_builtin_optimizers:
         builtin, name, original = builtin_optimizer_classes(), self.name, self.original
 
         def guarded(optimizer, *args, **kwargs):
-            if type(optimizer) in builtin:
+            if isinstance(optimizer, builtin):
                 raise SubmissionError(
                     f"{name} uses torch.optim.{type(optimizer).__name__}: the exercise asks for "
                     "your own update, written with tensor operations."
@@ -180,7 +182,7 @@ def call_submission(name: str, function, *args, hints: Mapping[str, str] = (), *
             "with your code and run the cell again."
         ) from None
     except Exception as error:  # the learner's code may raise anything
-        text = f"{type(error).__name__}: {error}".strip()
+        text = f"{type(error).__name__}: {error}".strip().rstrip(".")
         if len(text) > 300:
             text = text[:297] + "..."
         message = f"{name} raised {text}."

@@ -27,7 +27,7 @@ import re
 import time
 from collections.abc import Mapping
 
-from . import probe, wire
+from . import borrowing, probe, wire
 from .feedback import SubmissionError
 from .runner import GraderError, Report, run_checks
 from .sandbox import MAX_MESSAGE, Limits, Sandbox, SandboxFailure
@@ -302,9 +302,10 @@ class Judge:
         """A report per ``grade`` call (redacted for a hidden one), and the least score."""
         outputs, score = [], None
         for call in calls:
+            borrowed = borrowing.borrowing(call.part, call.name, self.replay)
             try:
-                report = run_checks(call.part, Remote(self, call.name), points=call.points,
-                                    seed=call.seed, cases=call.cases)
+                report = borrowing.report(call.part, call.points, borrowed) if borrowed else run_checks(
+                    call.part, Remote(self, call.name), points=call.points, seed=call.seed, cases=call.cases)
             except (GraderError, ValueError) as error:
                 outputs.append(stream(f"The checks of {call.part} could not run: {error}\n"))
                 earned = 0.0

@@ -1,7 +1,7 @@
 """Assignment 01 (gradient descent): the reference, the blank release, and realistic
 mistakes, with the points each test cell must award and what the feedback must say."""
 
-from submissions import Submission, with_scores
+from submissions import PATCH_GUARD, Submission, borrowing, optimizer_borrowings, with_scores
 
 A = "01-gradient-descent"
 FULL = {"gd-step-tests": 3.0, "gd-fit-tests": 3.0, "gd-step-size-tests": 2.0, "gd-optimizer-tests": 4.0}
@@ -58,4 +58,52 @@ SUBMISSIONS = [
         new="    import sys, warnings\n    warnings.warn('checking my step')\n"
             "    print('debug: stepping', file=sys.stderr)\n    with torch.no_grad():\n",
     ),
+    # lr = 0 refused: torch.optim.SGD accepts it, so the rejection check (1 of 8) fails.
+    Submission(
+        "rejects-zero-lr", A, with_scores(FULL, gd_optimizer=3.5), cell="gd-optimizer-code",
+        old="        if lr < 0.0:\n", new="        if lr <= 0.0:\n",
+        messages=("torch.optim.SGD accepts GradientDescent([p], lr=0.0)",),
+    ),
+    # A list where the text shows a pair: a pair is two values in order, whichever sequence
+    # holds them (as optimal_step_size already accepted).
+    Submission(
+        "pair-as-a-list", A, FULL, cell="gd-fit-code",
+        old="    return w.detach(), losses\n", new="    return [w.detach(), losses]\n",
+    ),
+    # `.data` assigned a new tensor: the caller's tensors change, which is what the text
+    # asks of "in place"; full marks.
+    Submission(
+        "data-reassigned", A, FULL, cell="gd-step-code",
+        old="p.sub_(g, alpha=lr)", new="p.data = p.data - lr * g",
+    ),
+]
+
+#: Borrowings of torch's optimizers, each spelled differently; graded in the sandbox by
+#: tests/test_borrowing.py, each earns nothing on its part.
+BORROWINGS = [
+    *optimizer_borrowings(A, "gd-optimizer", "GradientDescent", "SGD", "sgd"),
+    borrowing("direct", A, "gd-step",
+              "def gd_step(params, grads, lr):\n"
+              "    for p, g in zip(params, grads):\n        p.grad = g\n"
+              "    torch.optim.SGD(params, lr=lr).step()\n"),
+    borrowing("getattr-strings", A, "gd-step",
+              "def gd_step(params, grads, lr):\n"
+              "    name = 'S' + 'GD'\n"
+              "    for p, g in zip(params, grads):\n        p.grad = g\n"
+              "    getattr(torch.optim, name)(params, lr=lr).step()\n"),
+    borrowing("functional", A, "gd-step",
+              "def gd_step(params, grads, lr):\n"
+              "    with torch.no_grad():\n"
+              "        torch.optim._functional.sgd(params, grads, [None] * len(params), weight_decay=0.0, "
+              "momentum=0.0, lr=lr, dampening=0.0, nesterov=False, maximize=False)\n"),
+    borrowing("fused", A, "gd-step",
+              "from torch import _fused_sgd_ as fused\n\n\n"
+              "def gd_step(params, grads, lr):\n"
+              "    fused(params, grads, [], weight_decay=0.0, momentum=0.0, lr=lr, dampening=0.0, "
+              "nesterov=False, maximize=False, is_first_step=True)\n"),
+    borrowing("patched-guard", A, "gd-step", PATCH_GUARD +
+              "import torch.optim as o\n\n\n"
+              "def gd_step(params, grads, lr):\n"
+              "    for p, g in zip(params, grads):\n        p.grad = g\n"
+              "    o.SGD(params, lr=lr).step()\n"),
 ]

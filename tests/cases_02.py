@@ -1,7 +1,7 @@
 """Assignment 02 (momentum): the reference, the blank release, and realistic mistakes, with
 the points each test cell must award and what the feedback must say."""
 
-from submissions import Submission, with_scores
+from submissions import Submission, optimizer_borrowings, with_scores
 
 A = "02-momentum"
 FULL = {"momentum-ema-tests": 2.0, "momentum-step-tests": 3.0, "momentum-rate-tests": 3.0,
@@ -114,4 +114,19 @@ SUBMISSIONS = [
         new="",
         messages=("nesterov=True) was accepted, but torch.optim.SGD raises",),
     ),
+    # Nesterov's direction built in place on the caller's gradient: the values are right,
+    # the gradients are not left alone (the state check, 1 of 5).
+    Submission(
+        "nesterov-on-the-gradient", A, with_scores(FULL, momentum_step=2.4), cell="momentum-step-code",
+        old="g.add(buffers[i], alpha=momentum) if nesterov", new="g.add_(buffers[i], alpha=momentum) if nesterov",
+        messages=("grads[0] changed during the call (nesterov=True, call 1)",),
+    ),
+    # A list where the text shows a triple: accepted, as a pair is in optimal_step_size.
+    Submission(
+        "triple-as-a-list", A, FULL, cell="momentum-rate-code",
+        old="    return lr, rate**2, rate\n", new="    return [lr, rate**2, rate]\n",
+    ),
 ]
+
+#: Borrowings of torch's optimizers (tests/test_borrowing.py).
+BORROWINGS = optimizer_borrowings(A, "momentum-optimizer", "MomentumSGD", "SGD", "sgd")

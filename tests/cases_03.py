@@ -8,7 +8,7 @@ run, momentum, centered, weight decay, mixed groups, missing gradients, state_di
 trip, closure, invalid settings).
 """
 
-from submissions import Submission, with_scores
+from submissions import Submission, optimizer_borrowings, with_scores
 
 A = "03-rmsprop"
 FULL = {"adagrad-step-tests": 3.0, "rmsprop-step-tests": 3.0, "rmsprop-optimizer-tests": 5.0}
@@ -103,4 +103,13 @@ SUBMISSIONS = [
         new="grad = p.grad if p.grad is not None else torch.zeros_like(p)",
         messages=("a parameter without a gradient was treated as if its gradient were zero",),
     ),
+    # eps = 0 refused, which torch accepts: the settings check (1 of its weights) fails.
+    Submission(
+        "rejects-zero-eps", A, with_scores(FULL, rmsprop_optimizer=share(5, 13, 14)), cell="rmsprop-optimizer-code",
+        old="            if value < 0.0:\n", new='            if value < 0.0 or (name == "epsilon value" and value == 0):\n',
+        messages=("torch.optim.RMSprop accepts RMSprop([p], eps=0.0)",),
+    ),
 ]
+
+#: Borrowings of torch's optimizers (tests/test_borrowing.py).
+BORROWINGS = optimizer_borrowings(A, "rmsprop-optimizer", "RMSprop", "RMSprop", "rmsprop")

@@ -115,4 +115,35 @@ SUBMISSIONS = [
         new="            scheduler.step()\n            optimizer.step()\n",
         messages=("the schedule runs one step ahead",),
     ),
+    # last_epoch dropped: a scheduler built to resume starts again from step 0 (1 of 10).
+    Submission(
+        "last-epoch-dropped", A, with_scores(FULL, cosine_scheduler=3.6), cell="cosine-scheduler-code",
+        old="super().__init__(optimizer, last_epoch)", new="super().__init__(optimizer)",
+        messages=("Likely mistake: last_epoch is not passed on",),
+    ),
+    # t mod T restarts the schedule: named as such (not as lr_max and lr_min swapped, which
+    # gives the same value at t = T only), with the size of the difference shown. Every
+    # closed-form check fails; the scheduler built on it keeps its class, resume and SGD
+    # checks (3 of 10), the warmup its construction and warmup checks (3 of 8).
+    Submission(
+        "cosine-restarts", A, with_scores(FULL, cosine_closed_form=0.0, cosine_scheduler=1.2, warmup_cosine=1.125),
+        cell="cosine-closed-form-code",
+        old="progress = step / total_steps", new="progress = (step % total_steps) / total_steps",
+        messages=("Likely mistake: the schedule restarts at T", "they differ by up to"),
+    ),
+    # A list where the text shows (w, lrs): accepted.
+    Submission(
+        "pair-as-a-list", A, FULL, cell="schedule-training-code",
+        old="    return w.detach(), lrs\n", new="    return [w.detach(), lrs]\n",
+    ),
+    # cos of a default float32 tensor: right to 7 digits only. The text asks for a Python
+    # float (float64); the feedback names float32 wherever the rates fall short: the closed
+    # form keeps its end points (1 of 5), the scheduler its class and resume checks (2 of
+    # 10), the warmup its construction, warmup and floor checks (5 of 8).
+    Submission(
+        "cosine-in-float32", A, with_scores(FULL, cosine_closed_form=0.4, cosine_scheduler=0.8, warmup_cosine=1.875),
+        cell="cosine-closed-form-code",
+        old="math.cos(math.pi * progress)", new="float(torch.cos(torch.tensor(math.pi * progress)))",
+        messages=("Likely mistake: the rates are computed in float32",),
+    ),
 ]

@@ -9,7 +9,7 @@ torch.optim.Adam over many steps 2, bit for bit 1, allocations 2, state_dict 1, 
 FastAdam's points too.
 """
 
-from submissions import Submission, with_scores
+from submissions import Submission, optimizer_borrowings, with_scores
 
 A = "06-fast-adam"
 FULL = {"inplace-adam-step-tests": 4.0, "fast-adam-optimizer-tests": 4.0}
@@ -95,4 +95,29 @@ SUBMISSIONS = [
         old='beta1, beta2 = group["betas"]', new='beta1, beta2 = self.defaults["betas"]',
         messages=("Likely mistake: each group's betas are ignored",),
     ),
+    # Each fails one of FastAdam's eight unit weights: 4 × 7/8.
+    Submission(
+        "state-names-of-its-own", A, with_scores(FULL, fast_adam_optimizer=3.5), cell="fast-adam-optimizer-code",
+        old='"exp_avg"]', new='"m"]',
+        messages=("Likely mistake: the state is not kept under torch's names",),
+    ),
+    Submission(
+        "scratch-per-device-only", A, with_scores(FULL, fast_adam_optimizer=3.5), cell="fast-adam-optimizer-code",
+        old="key = (p.dtype, p.device)", new="key = p.device",
+        messages=("Likely mistake: a scratch buffer is shared by parameters of different dtypes",),
+    ),
+    # The scratch "cleared" with mul_(0): the checks hand it over full of NaN, and NaN·0 is
+    # NaN. The parameter and bit-for-bit checks fail (4 of 8); no mistake is named from NaN
+    # alone. FastAdam's buffers start as zeros here, so it is right (with torch.empty's
+    # garbage, whether it fails would depend on the memory it was given).
+    Submission(
+        "scratch-cleared-by-mul-zero", A, with_scores(FULL, inplace_adam_step=2.0), cell=STEP,
+        old="    torch.sqrt(exp_avg_sq, out=scratch)\n",
+        new="    scratch.mul_(0).add_(exp_avg_sq).sqrt_()\n",
+        more=(("fast-adam-optimizer-code", "buffer = torch.empty(", "buffer = torch.zeros("),),
+        messages=("`scratch.mul_(0)` does not clear it",),
+    ),
 ]
+
+#: Borrowings of torch's optimizers (tests/test_borrowing.py).
+BORROWINGS = optimizer_borrowings(A, "fast-adam-optimizer", "FastAdam", "Adam", "adam")

@@ -432,14 +432,14 @@ SUBMISSIONS = [
     Hostile(
         "torch-optim-in-disguise",
         "GradientDescent subclasses torch.optim.SGD and gd_step calls torch.optim.SGD: the "
-        "exercise asks for the learner's own update, so gd-optimizer earns 0 and gd-step loses "
-        "its value check (1.5)",
+        "exercise asks for the learner's own update, and the judge reads both uses in the "
+        "code, so both parts earn 0",
         edited(both(replace_in("gd-optimizer-code", "class GradientDescent(torch.optim.Optimizer):",
                                "class GradientDescent(torch.optim.SGD):"),
                     replace_in("gd-step-code", "            p.sub_(g, alpha=lr)",
                                "            p.grad = g\n        torch.optim.SGD(params, lr=lr).step()"))),
-        with_scores(FULL, gd_step=1.5, gd_optimizer=0.0),
-        ("derives from torch.optim.SGD", "uses torch.optim.SGD"),
+        with_scores(FULL, gd_step=0.0, gd_optimizer=0.0),
+        ("this part asks you to write the update yourself", "uses torch.optim.SGD"),
     ),
     Hostile(
         "sys-exit-at-import",

@@ -18,8 +18,9 @@ import torch
 
 from autograder import oracles
 from autograder.checks import _optimizer
-from autograder.feedback import TOLERANCES, Mismatch, close, describe
+from autograder.feedback import TOLERANCES, Mismatch, call_submission, close, describe
 from autograder.oracles import adam
+from autograder.probe import probe
 
 F64 = torch.float64
 
@@ -226,12 +227,33 @@ def name_mistake(history, variants: Mapping[str, Callable[[], list]], dtype) -> 
     return ""
 
 
-def not_finite_hint(values) -> str:
+def not_finite_hint(values, *, scratch: bool = False) -> str:
+    """A sentence for values that are not finite (else ""); ``scratch``: the function was
+    handed a scratch tensor whose old contents are NaN."""
     flat = [torch.as_tensor(v) for v in values]
     if all(bool(torch.isfinite(v).all()) for v in flat):
         return ""
     return (" Your values are not finite (inf or NaN): something divides by zero, such as a "
-            "bias correction 1 − βᵗ computed with t = 0 (the first step is t = 1).")
+            "bias correction 1 − βᵗ computed with t = 0 (the first step is t = 1)"
+            + (", or the scratch tensor's old contents were kept: it may hold anything, NaN here, and "
+               "NaN·0 is NaN, so `scratch.mul_(0)` does not clear it; overwrite it (`out=scratch`, "
+               "`scratch.copy_(...)`)" if scratch else "") + ".")
+
+
+def finite_departure(seen, wanted, dtype) -> bool:
+    """Whether a value of ``seen`` (tensors) that leaves ``wanted`` is finite. Mistakes are
+    named only from such values: NaN matches NaN, so a run that is NaN wherever it departs
+    would match every mistake that ends in NaN, whatever made it NaN."""
+    tol = TOLERANCES.get(dtype, TOLERANCES[torch.float32])
+    for a, e in zip(seen, wanted):
+        a = torch.as_tensor(a).detach().to("cpu", F64)
+        e = torch.as_tensor(e).detach().to("cpu", F64)
+        if a.shape != e.shape:
+            return True
+        departs = ~torch.isclose(a, e, equal_nan=True, **tol)
+        if bool((departs & torch.isfinite(a)).any()):
+            return True
+    return False
 
 
 def difference(seen, wanted, dtype) -> str:
@@ -239,13 +261,17 @@ def difference(seen, wanted, dtype) -> str:
     if describe(seen) != describe(wanted):
         return ""
     gap = (torch.as_tensor(seen).detach().to("cpu", F64) - torch.as_tensor(wanted).to("cpu", F64)).abs()
+    if not bool(torch.isfinite(gap).all()):
+        return ""  # NaN or inf where the shown digits agree: the hint about such values says more
     return f" (they differ by up to {float(gap.max()):.2g}, beyond the tolerance for {str(dtype)[6:]})"
 
 
-def explain(history, expected, schedule, dtype, variants, *, reference: str) -> None:
+def explain(history, expected, schedule, dtype, variants, *, reference: str, scratch: bool = False) -> None:
     """Raise :class:`Mismatch` at the first step where the parameters of ``history``
     leave ``expected``, naming the mistake in ``variants`` that reproduces the run (NaN
-    matching NaN), as :func:`autograder.checks._optimizer.explain_divergence` does."""
+    matching NaN, when a finite value departs too), as
+    :func:`autograder.checks._optimizer.explain_divergence` does; ``scratch`` as for
+    :func:`not_finite_hint`."""
     __tracebackhide__ = True  # pytest need not print this frame's tensors
     step = oracles.first_divergence(history, expected, dtype)
     if step is None:
@@ -257,11 +283,11 @@ def explain(history, expected, schedule, dtype, variants, *, reference: str) -> 
         f"{describe(seen[index])}; {reference} gives {describe(wanted[index])}"
         f"{difference(seen[index], wanted[index], dtype)}."
     )
-    named = name_mistake(history, variants, dtype)
+    named = name_mistake(history, variants, dtype) if finite_departure(seen, wanted, dtype) else ""
     if named:
         message += named
     elif not_finite_hint(seen):
-        message += not_finite_hint(seen)
+        message += not_finite_hint(seen, scratch=scratch)
     elif schedule.lr_changes and step == min(schedule.lr_changes):
         message += (
             " The runs part ways exactly when a learning rate is changed through "
@@ -431,3 +457,29 @@ class Constant:
 
     def __call__(self, x):
         return list(self.g)
+
+
+@probe
+def weight_decay_calls(learner, name: str, hints: dict) -> dict:
+    """One step with weight_decay=0.1 of a subclass of the learner's class that records
+    its calls of ``apply_weight_decay``: how many of the parameters it was called for."""
+    seen = []
+
+    class Recording(learner):
+        def apply_weight_decay(self, p, grad, group):
+            seen.append(id(p))
+            return super().apply_weight_decay(p, grad, group)
+
+    params = [torch.ones(3, requires_grad=True), torch.ones(2, requires_grad=True)]
+    for p in params:
+        p.grad = torch.full_like(p, 0.5)
+    optimizer = call_submission(f"{name}(params, weight_decay=0.1)", Recording, params, weight_decay=0.1,
+                                hints=hints)
+    call_submission(f"{name}.step", optimizer.step, hints=hints)
+    return {"params": len(params), "called_for": len({id(p) for p in params} & set(seen))}
+
+
+def calls_apply_weight_decay(submission, name: str, hints) -> bool:
+    """Whether the learner's step() gets every parameter's gradient from ``apply_weight_decay``."""
+    seen = weight_decay_calls(submission, name, dict(hints))
+    return seen["called_for"] == seen["params"]

@@ -1,8 +1,9 @@
 """Shared machinery for the checks of ``torch.optim.Optimizer`` subclasses.
 
 The probes (run where the learner's code lives): :func:`drive` runs a learner's optimizer
-class through a scripted run (:func:`autograder.oracles.replay`) with its constructor and
-``step`` guarded, so an exception becomes feedback; :func:`constructed_groups`,
+class through a scripted run (:func:`autograder.oracles.replay`), with torch's optimizers
+refused while it runs and its constructor and ``step`` guarded, so an exception becomes
+feedback; :func:`constructed_groups`,
 :func:`closure_step` and :func:`rejections` construct it and report its param groups,
 one ``step(closure)``, and which settings it refuses.
 
@@ -27,6 +28,7 @@ from autograder.feedback import (
     call_submission,
     close,
     describe,
+    no_builtin_optimizers,
 )
 from autograder.probe import probe
 
@@ -55,7 +57,116 @@ def drive(
         optimizer.step = lambda *a, **k: call_submission(f"{name}.step", original, *a, hints=hints, **k)
         return optimizer
 
-    return oracles.replay(build, schedule, reload_at=reload_at, group_options=group_options)
+    with no_builtin_optimizers(name):
+        return oracles.replay(build, schedule, reload_at=reload_at, group_options=group_options)
+
+
+def _learner_builder(learner, name: str, hints: Mapping[str, str]):
+    def build(groups):
+        optimizer = call_submission(f"{name}(params, ...)", learner, groups, hints=hints, lr=1e-3)
+        original = optimizer.step
+        optimizer.step = lambda *a, **k: call_submission(f"{name}.step", original, *a, hints=hints, **k)
+        return optimizer
+
+    return build
+
+
+def _outcome(run) -> dict:
+    """``{"history": run()}``, or ``{"error": ...}`` naming what ended it."""
+    try:
+        return {"history": run()}
+    except SubmissionError as error:
+        return {"error": str(error)}
+    except Exception as error:  # torch's optimizer failing on the learner's state_dict
+        return {"error": f"torch.optim raised {type(error).__name__}: {error}"[:300]}
+
+
+@probe
+def interchange(learner, schedule: oracles.Schedule, *, name: str, reference: str, reload_at: int,
+                group_options=None, hints: Mapping[str, str] | None = None) -> dict:
+    """The runs of ``schedule`` shared by the learner's class and torch.optim.``reference``:
+    ``"to torch"`` starts with the learner's and, after step ``reload_at``, goes on in
+    torch's loaded with the learner's ``state_dict()``; ``"from torch"`` the reverse. Each
+    is the parameters after every step, or the error that ended it."""
+    mine, torchs = _learner_builder(learner, name, dict(hints or {})), getattr(torch.optim, reference)
+
+    def theirs(groups):
+        # A group keeps the learner's settings; options the exercise leaves out (FastAdam
+        # has no weight_decay) take torch's defaults.
+        optimizer = torchs(groups, lr=1e-3)
+        load = optimizer.load_state_dict
+        optimizer.load_state_dict = lambda saved: load({**saved, "param_groups": [
+            {**optimizer.defaults, **group} for group in saved["param_groups"]]})
+        return optimizer
+
+    def mine_from_torch(groups):
+        # torch saves the step count as a tensor; the exercise keeps a Python int.
+        optimizer = mine(groups)
+        load = optimizer.load_state_dict
+        optimizer.load_state_dict = lambda saved: load({**saved, "state": {
+            key: {k: int(v) if k == "step" else v for k, v in entry.items()}
+            for key, entry in saved["state"].items()}})
+        return optimizer
+
+    return {
+        direction: _outcome(lambda first=first, then=then: oracles.replay(
+            first, schedule, reload_at=reload_at, reload_into=then, group_options=group_options))
+        for direction, first, then in (("to torch", mine, theirs), ("from torch", theirs, mine_from_torch))
+    }
+
+
+def require_interchangeable(submission, schedule: oracles.Schedule, *, name: str, reference: type,
+                            state: str, reload_at: int, group_options=None, hints=(),
+                            directions=("to torch", "from torch")) -> None:
+    """Raise :class:`Mismatch` unless a run goes on identically when the learner's
+    ``state_dict()`` is loaded into ``reference`` mid-run, and the reverse (each of
+    ``directions``): the state is kept under torch's names (``state`` lists them)."""
+    runs = interchange(submission, schedule, name=name, reference=reference.__name__, reload_at=reload_at,
+                       group_options=group_options, hints=dict(hints))
+    expected = oracles.replay(lambda groups: reference(groups, lr=1e-3), schedule, group_options=group_options)
+    names = f"torch.optim.{reference.__name__} keeps each parameter's state in self.state[p] under {state}"
+    for direction in directions:
+        way = (f"{name}'s state_dict() loaded into torch.optim.{reference.__name__}" if direction == "to torch"
+               else f"torch.optim.{reference.__name__}'s state_dict() loaded into {name}")
+        outcome = runs[direction]
+        if "error" in outcome:
+            raise Mismatch(f"with {way} after step {reload_at + 1}, the run stopped: {outcome['error']} "
+                           f"Likely mistake: the state is not kept under torch's names; {names}.")
+        step = oracles.first_divergence(outcome["history"], expected, schedule.initial[0][0].dtype)
+        if step is not None:
+            raise Mismatch(f"with {way} after step {reload_at + 1}, the run leaves torch's at step "
+                           f"{step + 1}. Likely mistake: the state is not kept under torch's names; "
+                           f"{names}.")
+
+
+@probe
+def with_group_added(learner, schedule: oracles.Schedule, *, name: str, at: int, group_options=None,
+                     hints: Mapping[str, str] | None = None):
+    """The learner's run of ``schedule`` with its last group joining through
+    ``add_param_group()`` before step ``at``."""
+    return oracles.replay(_learner_builder(learner, name, dict(hints or {})), schedule,
+                          group_options=group_options, add_last_group_at=at)
+
+
+def require_add_param_group(submission, schedule: oracles.Schedule, *, name: str, reference: type,
+                            group_options=None, hints=()) -> None:
+    """Raise :class:`Mismatch` unless parameters added with ``add_param_group()`` after the
+    first step are updated as ``reference`` updates them (state created in ``__init__``
+    is missing for them)."""
+    advice = ("Likely mistake: each parameter's state is created in __init__; create it in step() "
+              "the first time the parameter has a gradient (`if not state:`), so that parameters "
+              "added later with add_param_group() get theirs.")
+    try:
+        history = with_group_added(submission, schedule, name=name, at=1, group_options=group_options,
+                                   hints=dict(hints))
+    except SubmissionError as error:
+        raise Mismatch(f"after add_param_group() on step 2: {error} {advice}") from None
+    expected = oracles.replay(lambda groups: reference(groups, lr=1e-3), schedule, group_options=group_options,
+                              add_last_group_at=1)
+    step = oracles.first_divergence(history, expected, schedule.initial[0][0].dtype)
+    if step is not None:
+        raise Mismatch(f"with a param group added by add_param_group() before step 2, the run leaves "
+                       f"torch.optim.{reference.__name__}'s at step {step + 1}. {advice}")
 
 
 def shown_call(name: str, first: str, kwargs: Mapping[str, object]) -> str:
@@ -90,6 +201,20 @@ def rejections(learner, name: str, settings: list) -> list:
             continue
         outcomes.append(None)
     return outcomes
+
+
+def require_accepts(submission, name: str, settings: list, reference: type) -> None:
+    """Raise :class:`Mismatch` at the first of ``settings`` that the learner's class
+    refuses although ``reference`` (a torch.optim class) accepts it: the boundary values
+    (a learning rate, ε, α or β₁ of exactly 0) that "as torch does" allows."""
+    for kwargs, error in zip(settings, rejections(submission, name, settings)):
+        if error is None:
+            continue
+        reference([torch.zeros(1, requires_grad=True)], **kwargs)  # a setting torch refuses is the check's bug
+        raise Mismatch(
+            f"{error} torch.optim.{reference.__name__} accepts {shown_call(name, '[p]', kwargs)}: "
+            "reject only the values torch rejects (a negative value; 0 is allowed)."
+        )
 
 
 def require_own_optimizer(name: str, submission) -> None:

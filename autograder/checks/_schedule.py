@@ -88,14 +88,26 @@ def explain_rates(
     where = f"step {first_step + row}" + (f", param group {group}" if expected.shape[1] > 1 else "")
     message = (
         f"{context}: at {where} the learning rate is {float(seen[row, group]):.6g}; "
-        f"{reference} gives {float(expected[row, group]):.6g}."
+        f"{reference} gives {float(expected[row, group]):.6g} (they differ by up to "
+        f"{float((seen[row] - expected[row]).abs().nan_to_num(float('inf')).max()):.3g})."
     )
     whole = seen if identify is None else identify
     for mistake, compute in dict(variants).items():
         if close(whole, compute(), F64):
             message += f" Likely mistake: {mistake}."
             break
+    else:
+        message += in_float32(seen, expected)
     raise Mismatch(message)
+
+
+def in_float32(seen, expected) -> str:
+    """" Likely mistake: …" when ``seen`` is ``expected`` to float32's accuracy only, else ""."""
+    if not close(torch.as_tensor(seen, dtype=F64), torch.as_tensor(expected, dtype=F64), torch.float32):
+        return ""
+    return (" Likely mistake: the rates are computed in float32 (a new torch tensor's default dtype: "
+            "torch.cos(torch.tensor(...)), say), good to about 7 digits; compute them with Python "
+            "floats and math.cos, which are float64.")
 
 
 def table(rule: Callable[[int, float], float], base_lrs: Sequence[float], steps: Sequence[int]) -> torch.Tensor:

@@ -84,6 +84,12 @@ def check_weight_decay_is_l2_added_to_the_gradient(submission, seed):
     gen = torch.Generator().manual_seed(6000 + seed)
     options = [dict(weight_decay=_adam.uniform(gen, 0.05, 0.5)) for _ in range(2)]
     compare(submission, schedule, torch.float64, options)
+    if not _adam.calls_apply_weight_decay(submission, NAME, HINTS):
+        raise Mismatch(
+            f"{NAME}.step() does not get each parameter's gradient from "
+            "self.apply_weight_decay(p, grad, group): put the decay in that method and call it "
+            "from step(), since Part 3's AdamW overrides only this method."
+        )
 
 
 def check_amsgrad_keeps_the_maximum_of_v(submission, seed):
@@ -109,10 +115,15 @@ def check_epsilon_with_tiny_gradients(submission, seed, dtype):
 
 
 def check_state_dict_round_trip(submission, seed):
-    """Carries on identically after a state_dict round trip; the step count is saved state"""
+    """Resumes from its state_dict and from torch.optim.Adam's; takes a group added later"""
     schedule = oracles.make_schedule(seed, torch.float64, "cpu", steps=12)
     options = [dict(amsgrad=True), {}]
     compare(submission, schedule, torch.float64, options, reload_at=5)
+    _optimizer.require_add_param_group(submission, schedule, name=NAME, reference=REFERENCE,
+                                       group_options=options, hints=HINTS)
+    _optimizer.require_interchangeable(submission, schedule, name=NAME, reference=REFERENCE, reload_at=5,
+                                       state="'step', 'exp_avg' and 'exp_avg_sq' (and 'max_exp_avg_sq' with amsgrad)",
+                                       group_options=options, hints=HINTS)
     taken, saved = step_counts(submission, schedule.initial[0])
     for i, count in enumerate(taken):
         entry = saved.get(i, {}) if isinstance(saved, dict) else {}
@@ -150,7 +161,9 @@ def step_counts(learner, initial):
 
 
 def check_rejects_invalid_hyperparameters(submission):
-    """Raises ValueError for a negative lr, eps or weight_decay, and betas outside [0, 1)"""
+    """Raises ValueError for a negative lr, eps or weight_decay, and betas outside [0, 1); accepts 0"""
+    _optimizer.require_accepts(submission, NAME, [dict(lr=0.0), dict(eps=0.0), dict(weight_decay=0.0),
+                                                  dict(betas=(0.0, 0.999)), dict(betas=(0.9, 0.0))], REFERENCE)
     settings = [dict(lr=-1e-3), dict(eps=-1e-8), dict(betas=(1.0, 0.999)), dict(betas=(0.9, 1.0)),
                 dict(betas=(-0.1, 0.999)), dict(weight_decay=-0.1)]
     for bad, error in zip(settings, _optimizer.rejections(submission, NAME, settings)):

@@ -192,13 +192,26 @@ def check_updates_its_arguments_in_place(submission, seed):
         )
     after = seen["args"]
     for name, group, old in (("ms", after[2], before[len(params):2 * len(params)]),
-                             ("vs", after[3], before[2 * len(params):]),
-                             ("params", after[0], before[:len(params)])):
+                             ("vs", after[3], before[2 * len(params):])):
         if all(torch.equal(x.detach(), b) for x, b in zip(group, old)):
             raise Mismatch(
                 f"no tensor in {name} changed. Likely mistake: `m = beta1 * m + ...` rebinds a "
                 "local name; update in place (`m.mul_(beta1).add_(g, alpha=1 - beta1)`)."
             )
+    if all(torch.equal(x.detach(), b) for x, b in zip(after[0], before[:len(params)])):
+        # The moments moved; a second step tells a late update from a lost one.
+        again = _learner.call(submission, NAME, [after[0], grads[1], after[2], after[3], 2, hyper["lr"]],
+                              options, HINTS)["args"][0]
+        if not all(torch.equal(x.detach(), b.detach()) for x, b in zip(again, after[0])):
+            raise Mismatch(
+                "no tensor in params changed on the first step (t = 1), though ms and vs did, and they "
+                "move on the second. Likely mistake: the parameters are updated before the moments, "
+                "with the moments of the step before (zero at t = 1); update m and v first."
+            )
+        raise Mismatch(
+            "no tensor in params changed, though ms and vs did. Likely mistake: `p = p - ...` "
+            "rebinds a local name; update the caller's tensor in place (`p.sub_(...)`)."
+        )
     for i, p in enumerate(facts[0]):
         if p["grad_fn"] is not None or not p["is_leaf"] or not p["requires_grad"]:
             raise Mismatch(

@@ -13,6 +13,7 @@ import torch
 
 from autograder import oracles
 from autograder.checks import _adam, _optimizer
+from autograder.feedback import Mismatch
 
 NAME = "AdamW"
 REFERENCE = torch.optim.AdamW
@@ -36,8 +37,19 @@ DEFAULTS = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgra
 
 def compare(submission, schedule, dtype, group_options=None, *, reload_at=None):
     __tracebackhide__ = True  # pytest need not print the schedule's tensors
-    _adam.compare_with_torch(submission, schedule, dtype, group_options, name=NAME,
-                             reference=REFERENCE, hints=HINTS, reload_at=reload_at)
+    try:
+        _adam.compare_with_torch(submission, schedule, dtype, group_options, name=NAME,
+                                 reference=REFERENCE, hints=HINTS, reload_at=reload_at)
+    except Mismatch:
+        if _adam.calls_apply_weight_decay(submission, NAME, HINTS):
+            raise
+        # The override is right or wrong, but never runs: the mistake is in Part 2.
+        raise Mismatch(
+            f"{NAME}'s run leaves torch.optim.AdamW's, and its step() (inherited from your Adam) "
+            "never calls apply_weight_decay, the method AdamW overrides. Likely mistake: Part 2's "
+            "Adam.step() applies the weight decay itself; make it get each gradient from "
+            "self.apply_weight_decay(p, grad, group)."
+        ) from None
 
 
 def decays(seed):

@@ -73,6 +73,9 @@ def mistakes(total, lr_max, lr_min):
         "the schedule is clamped at T: past total_steps it stays at lr_min, but the formula "
         "(and CosineAnnealingLR) keeps going round, back up to lr_max at 2T":
             lambda t: cos(min(t, total), total, lr_max, lr_min),
+        "the schedule restarts at T (t mod T, as SGDR's warm restarts do), but the formula (and "
+        "CosineAnnealingLR) keeps going round the cosine, back up to lr_max at 2T":
+            lambda t: cos(t % total, total, lr_max, lr_min),
     }
 
 
@@ -93,15 +96,22 @@ def compare(submission, steps, total, lr_max, lr_min, context):
 def check_starts_at_lr_max_and_ends_at_lr_min(submission, seed):
     """cosine_lr(0, T, ...) is lr_max and cosine_lr(T, T, ...) is lr_min"""
     total, lr_max, lr_min = problem(seed)
-    for t, wanted, name in [(0, lr_max, "lr_max"), (total, lr_min, "lr_min")]:
-        seen = float(values(submission, [t], total, lr_max, lr_min)[0, 0])
-        if not math.isclose(seen, wanted, rel_tol=1e-9, abs_tol=1e-12):
+    ends = [(0, lr_max, "lr_max"), (total, lr_min, "lr_min")]
+    seen = values(submission, [0, total], total, lr_max, lr_min)[:, 0].tolist()
+    for (t, wanted, name), value in zip(ends, seen):
+        if not math.isclose(value, wanted, rel_tol=1e-9, abs_tol=1e-12):
             message = (f"cosine_lr({t}, {total}, lr_max={lr_max:.6g}, lr_min={lr_min:.6g}) should be "
-                       f"{name} = {wanted:.6g}; saw {seen:.6g}.")
+                       f"{name} = {wanted:.6g}; saw {value:.6g} (a difference of {abs(value - wanted):.3g}).")
+            # A mistake is named only if it gives the learner's value at every t from 0 to T:
+            # two points alone fit several (a restart and a whole period both return lr_max at T).
+            steps = list(range(total + 1))
+            run = values(submission, steps, total, lr_max, lr_min)[:, 0].tolist()
             for mistake, f in mistakes(total, lr_max, lr_min).items():
-                if math.isclose(seen, f(t), rel_tol=1e-9, abs_tol=1e-12):
+                if all(math.isclose(v, f(s), rel_tol=1e-9, abs_tol=1e-12) for s, v in zip(steps, run)):
                     message += f" Likely mistake: {mistake}."
                     break
+            else:
+                message += _schedule.in_float32([value], [wanted])
             raise Mismatch(message)
 
 
@@ -127,6 +137,7 @@ def check_lr_min_defaults_to_zero(submission, seed):
         raise Mismatch(
             f"with lr_min left out, cosine_lr(t, {total}, {lr_max:.4g}) should decay from lr_max to 0 "
             f"(lr_min=0.0 by default); saw {seen[0]:.6g} at t = 0 and {seen[-1]:.6g} at t = T."
+            + _schedule.in_float32(seen, expected)
         )
 
 

@@ -150,7 +150,7 @@ def check_keeps_going_round_past_t_max(submission, seed):
 
 
 def check_state_dict_round_trip(submission, seed):
-    """Saves and restores through state_dict() mid-run and carries on identically"""
+    """Carries on identically through state_dict() mid-run, and when built with last_epoch = k"""
     T_max, base_lrs, eta_min = problem(seed, with_eta_min=True)
     steps, at = 2 * T_max, T_max // 2 + 1
     _schedule.explain_rates(
@@ -159,6 +159,32 @@ def check_state_dict_round_trip(submission, seed):
         reference="the same scheduler without the round trip",
         context=f"after saving and loading state_dict() at step {at}",
     )
+    own = history(submission, T_max, base_lrs, eta_min, at + 4)
+    _schedule.explain_rates(
+        resumed(submission, T_max, base_lrs, own[at].tolist(), eta_min, at, 3), own[at + 1:],
+        reference="the same scheduler run from step 0", first_step=at + 1,
+        context=f"built with last_epoch={at} to resume a run (each group holding its 'initial_lr')",
+        variants={"last_epoch is not passed on: call super().__init__(optimizer, last_epoch), or the "
+                  "schedule starts again from step 0": lambda: own[:4]})
+
+
+@probe
+def resumed(scheduler_class, T_max, base_lrs, lrs, eta_min, last_epoch, steps):
+    """Each group's rate after ``CosineAnnealing(optimizer, ..., last_epoch=k)`` on an
+    optimizer as a resumed run has it (each group's 'initial_lr' its base rate, its 'lr'
+    ``lrs``, the rate of step k), then after each of ``steps`` more steps."""
+    groups = [{"params": [torch.zeros(2, dtype=torch.float64, requires_grad=True)], "initial_lr": base,
+               "lr": lr} for base, lr in zip(base_lrs, lrs)]
+    optimizer = torch.optim.SGD(groups, lr=1e-3)
+    name = f"{NAME}(optimizer, T_max={T_max}, eta_min={eta_min:.4g}, last_epoch={last_epoch})"
+    scheduler = _schedule.Guarded(call_submission(name, scheduler_class, optimizer, T_max=T_max, eta_min=eta_min,
+                                                  last_epoch=last_epoch, hints=HINTS), NAME, HINTS)
+    rows = [[group["lr"] for group in optimizer.param_groups]]
+    for _ in range(steps):
+        optimizer.step()
+        scheduler.step()
+        rows.append([group["lr"] for group in optimizer.param_groups])
+    return _schedule.as_table(rows, "the param groups' learning rates")
 
 
 def sgd(groups):

@@ -134,7 +134,7 @@ def compare(submission, schedule, dtype, options, *, reload_at=None):
                           reload_at=reload_at)
     mistakes.update(_optimizer.learning_rate_mistakes(
         lambda s: _adam.mistaken_run(s, options, reload_at=reload_at), schedule))
-    _adam.explain(history, expected, schedule, dtype, mistakes, reference="torch.optim.Adam")
+    _adam.explain(history, expected, schedule, dtype, mistakes, reference="torch.optim.Adam", scratch=True)
     step = oracles.first_divergence(history, adam.adam_equation(schedule, options), dtype)
     if step is not None:
         raise Mismatch(f"after step {step + 1} the parameters leave Adam's equations.")
@@ -155,7 +155,9 @@ def check_matches_torch_adam_over_many_steps(submission, seed, dtype, device):
 
 
 def check_bit_for_bit_torch_adam(submission, seed, dtype, device):
-    """Bit for bit what torch.optim.Adam(foreach=False) computes over the same run"""
+    """Bit for bit what torch.optim.Adam(foreach=False) computes, also over float32 and float64 together"""
+    if dtype == torch.float64 and device == "cpu":
+        require_two_dtypes(submission, seed)
     schedule = oracles.make_schedule(seed, dtype, device, steps=10)
     history, expected = compare(submission, schedule, dtype, group_options(seed))
     for step, (seen, wanted) in enumerate(zip(history, expected)):
@@ -166,6 +168,36 @@ def check_bit_for_bit_torch_adam(submission, seed, dtype, device):
                     f"rounding (largest difference {float((a - b).abs().max()):.3g}); step() must "
                     "give torch's bits: update each parameter with your adam_step_ from Part 1, "
                     "whose bit-for-bit check names the operation that rounds differently."
+                )
+
+
+def with_float32_first_group(schedule):
+    """``schedule`` with its first group's parameters and gradients in float32, the rest as
+    they are: one optimizer over parameters of two dtypes."""
+    def single(t):
+        return None if t is None else t.float()
+
+    return oracles.Schedule([[single(p) for p in schedule.initial[0]]] + schedule.initial[1:], schedule.lrs,
+                            [[[single(g) for g in step[0]]] + step[1:] for step in schedule.grads],
+                            schedule.lr_changes)
+
+
+def require_two_dtypes(submission, seed):
+    """Raise :class:`Mismatch` unless the learner's run over float32 and float64 parameters
+    in one optimizer is bit for bit torch.optim.Adam's."""
+    schedule = with_float32_first_group(oracles.make_schedule(seed, torch.float64, "cpu", steps=6))
+    options = group_options(seed)
+    history = observe_replay(submission, schedule_data(schedule), options)
+    expected = torch_replay(schedule, options)
+    for step, (seen, wanted) in enumerate(zip(history, expected)):
+        for index, (a, b) in enumerate(zip(seen, wanted)):
+            if a.dtype != b.dtype or not torch.equal(a, b):
+                raise Mismatch(
+                    f"with float32 and float64 parameters in one {NAME}, after step {step + 1} "
+                    f"parameter {index} ({str(b.dtype).replace('torch.', '')}) differs from "
+                    f"torch.optim.Adam's by up to {float((a.double() - b.double()).abs().max()):.3g}. "
+                    "Likely mistake: a scratch buffer is shared by parameters of different dtypes; "
+                    "keep one per dtype and device."
                 )
 
 
@@ -187,9 +219,14 @@ def check_steps_allocate_no_tensor_of_parameter_size(submission, seed, dtype):
 
 
 def check_resumes_from_its_state_dict(submission, seed):
-    """Carries on as torch.optim.Adam after a state_dict round trip mid-run"""
+    """Resumes from its state_dict and from torch.optim.Adam's, and takes a group added later"""
     schedule = oracles.make_schedule(seed, torch.float64, "cpu", steps=10)
     compare(submission, schedule, torch.float64, group_options(seed), reload_at=4)
+    _optimizer.require_add_param_group(submission, schedule, name=NAME, reference=torch.optim.Adam,
+                                       group_options=group_options(seed), hints=HINTS)
+    _optimizer.require_interchangeable(submission, schedule, name=NAME, reference=torch.optim.Adam,
+                                       reload_at=4, state="'step', 'exp_avg' and 'exp_avg_sq'",
+                                       group_options=group_options(seed), hints=HINTS)
 
 
 def check_step_takes_a_closure(submission):

@@ -36,7 +36,7 @@ TARGET = dict(seed=0, lr=0.05, num_steps=100, excess=1e-4)
 def fit(learner, X, y, lr, num_steps):
     """The learner's (w, losses), and the grad_fn of w if it is still in a graph."""
     result = call_submission(NAME, learner, X, y, lr, num_steps, hints=HINTS)
-    w = result[0] if isinstance(result, tuple) and len(result) == 2 else None
+    w = result[0] if isinstance(result, (tuple, list)) and len(result) == 2 else None
     graph = isinstance(w, torch.Tensor) and w.grad_fn is not None
     return {"result": result, "grad_fn": type(w.grad_fn).__name__ if graph else None}
 
@@ -45,7 +45,7 @@ def run(submission, X, y, lr, num_steps):
     """The learner's w, its losses as floats and the grad_fn of w (a name, or None)."""
     seen = fit(submission, X, y, lr, num_steps)
     result = seen["result"]
-    if not (isinstance(result, tuple) and len(result) == 2):
+    if not (isinstance(result, (tuple, list)) and len(result) == 2):
         raise Mismatch(
             f"{NAME} returned {type(result).__name__}; it must return the pair (w, losses)."
         )

@@ -99,8 +99,9 @@ def check_step_takes_a_closure(submission):
 
 
 def check_rejects_a_negative_learning_rate(submission):
-    """Rejects a negative learning rate with ValueError, as torch.optim.SGD does"""
+    """Rejects a negative learning rate with ValueError and accepts lr = 0, as torch.optim.SGD does"""
     _optimizer.require_own_optimizer(NAME, submission)
+    _optimizer.require_accepts(submission, NAME, [dict(lr=0.0)], torch.optim.SGD)
     (error,) = _optimizer.rejections(submission, NAME, [dict(lr=-0.1)])
     if error is not None and "ValueError" in error:
         return

@@ -144,7 +144,7 @@ def check_matches_sgd_with_weight_decay_and_maximize(submission, seed, dtype, de
 
 
 def check_state_dict_round_trip(submission, seed):
-    """Saves and restores through state_dict() mid-run and carries on identically"""
+    """Carries on identically through state_dict() mid-run, and with a group added later"""
     schedule = oracles.make_schedule(seed, torch.float64, "cpu", steps=12)
     options = group_settings(seed, "dampening")
     history = drive(submission, schedule, options, reload_at=5)
@@ -152,6 +152,8 @@ def check_state_dict_round_trip(submission, seed):
         history, oracles.replay(sgd, schedule, group_options=options), schedule, torch.float64,
         mistakes(schedule, options, reload_at=5), reference="torch.optim.SGD",
     )
+    _optimizer.require_add_param_group(submission, schedule, name=NAME, reference=torch.optim.SGD,
+                                       group_options=options, hints=HINTS)
 
 
 @probe

@@ -35,7 +35,7 @@ def random_hessian(seed, dtype, device):
 
 def answer(submission, A):
     result = _learner.call(submission, NAME, [A])["result"]
-    if not (isinstance(result, tuple) and len(result) == 3):
+    if not (isinstance(result, (tuple, list)) and len(result) == 3):
         raise Mismatch(f"{NAME} must return the triple (lr, beta, rate); saw {type(result).__name__}.")
     try:
         return tuple(float(v) for v in result)

@@ -122,7 +122,7 @@ def check_matches_sgd_with_nesterov(submission, seed, dtype, device):
 
 
 def check_keeps_its_state_in_the_buffers(submission, seed):
-    """Fills the buffers on the first call, with copies; updates the parameters in place"""
+    """Fills the buffers on the first call, with copies; moves the parameters in place, not the gradients"""
     schedule, options = schedule_and_options(seed, torch.float64, "cpu")
     params = [p.clone().requires_grad_() for p in schedule.initial[0]]
     grads = [g.clone() for g in schedule.grads[0][0]]
@@ -146,15 +146,29 @@ def check_keeps_its_state_in_the_buffers(submission, seed):
                 f"params[{i}] is no longer a leaf that requires grad: update it in place inside "
                 "`with torch.no_grad():`."
             )
-    for i, (g, s) in enumerate(zip(seen["args"][1], grads)):
-        if not torch.equal(g, s):
-            raise Mismatch(
-                f"grads[{i}] changed during the step: the buffer or the Nesterov direction was "
-                "built in place on the gradient; work on a copy."
-            )
+    require_gradients_unchanged(seen["args"][1], grads, "")
     for i, fact in enumerate(seen["facts"][2]):
         if fact.get("shares_with") == [1, i]:
             raise Mismatch(
                 f"buffers[{i}] is the gradient tensor itself, not a copy: zeroing the gradient "
                 "before the next step would wipe the momentum. Start the buffer with `g.clone()`."
+            )
+    # With Nesterov, on the first call and on a later one (buffers present).
+    buffers = [None] * len(params)
+    for step in (0, 1):
+        grads = [g.clone() for g in schedule.grads[step][0]]
+        seen = _learner.call(submission, NAME, [params, grads, buffers, 0.1, options["momentum"]],
+                             {"nesterov": True}, hints=HINTS)
+        require_gradients_unchanged(seen["args"][1], grads, f" (nesterov=True, call {step + 1})")
+        params, buffers = seen["args"][0], seen["args"][2]
+
+
+def require_gradients_unchanged(after, before, when: str) -> None:
+    """Raise :class:`Mismatch` if a call changed the caller's gradients (``after`` against
+    copies taken ``before`` it); ``when`` names the call in the message."""
+    for i, (g, s) in enumerate(zip(after, before)):
+        if not torch.equal(g, s):
+            raise Mismatch(
+                f"grads[{i}] changed during the call{when}: the buffer or the Nesterov direction was "
+                "built in place on the gradient; work on a copy (`g.add(buf, alpha=momentum)`)."
             )

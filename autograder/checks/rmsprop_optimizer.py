@@ -174,9 +174,13 @@ def lost_state(schedule, options):
 
 
 def check_state_dict_round_trip(submission, seed):
-    """Saves and restores its state through state_dict() mid-run and carries on identically"""
+    """Carries on identically through state_dict() mid-run, and with a group added later"""
     compare(submission, seed, torch.float64, "cpu", [{"momentum", "centered"}, {"momentum"}],
             steps=14, reload_at=RELOAD_AT, extra_variants=lost_state)
+    settings = [{"momentum", "centered"}, {"momentum"}]
+    _optimizer.require_add_param_group(submission, oracles.make_schedule(seed, torch.float64, "cpu", steps=8),
+                                       name=NAME, reference=torch.optim.RMSprop,
+                                       group_options=group_options(seed, settings), hints=HINTS)
 
 
 def check_step_takes_a_closure(submission):
@@ -196,7 +200,8 @@ INVALID = _rmsprop.TORCH_RMSPROP_INVALID
 
 
 def check_rejects_invalid_settings(submission):
-    """Rejects a negative lr, eps, alpha, momentum or weight_decay with ValueError, as torch does"""
+    """Rejects a negative lr, eps, alpha, momentum or weight_decay with ValueError and accepts 0, as torch does"""
+    _optimizer.require_accepts(submission, NAME, [{option: 0.0} for option in INVALID], torch.optim.RMSprop)
     settings = [{option: value} for option, value in INVALID.items()]
     accepted = []
     for kwargs, error in zip(settings, _optimizer.rejections(submission, NAME, settings)):

@@ -76,7 +76,7 @@ def train(learner, X, y, lr, epochs, batch_size, schedule="cosine"):
     result = call_submission(f"{NAME}(X, y, make_scheduler, lr={lr:.4g}, epochs={epochs}, "
                              f"batch_size={batch_size})", learner, X, y, make, lr, epochs, batch_size,
                              hints=HINTS)
-    w = result[0] if isinstance(result, tuple) and len(result) == 2 else None
+    w = result[0] if isinstance(result, (tuple, list)) and len(result) == 2 else None
     graph = isinstance(w, torch.Tensor) and w.grad_fn is not None
     return {"result": result, "factory_calls": factory.calls,
             "grad_fn": type(w.grad_fn).__name__ if graph else None}
@@ -86,7 +86,7 @@ def run(submission, X, y, lr, epochs, batch_size, schedule="cosine"):
     """The learner's w, its rates as floats, and what :func:`train` reported."""
     seen = train(submission, X, y, lr, epochs, batch_size, schedule)
     result = seen["result"]
-    if not (isinstance(result, tuple) and len(result) == 2):
+    if not (isinstance(result, (tuple, list)) and len(result) == 2):
         raise Mismatch(f"{NAME} returned {type(result).__name__}; it must return the pair (w, lrs).")
     w, lrs = result
     if not isinstance(w, torch.Tensor):

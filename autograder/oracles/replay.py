@@ -101,27 +101,38 @@ def replay(
     *,
     reload_at: int | None = None,
     group_options: Sequence[dict] | None = None,
+    reload_into: Callable[[list[dict]], torch.optim.Optimizer] | None = None,
+    add_last_group_at: int | None = None,
 ) -> list[list[torch.Tensor]]:
     """Drive an optimizer through ``schedule`` and return every parameter after each step.
 
     ``make_optimizer`` receives torch-style param groups (``{"params": [...], "lr": ...}``
     plus ``group_options``). Gradients are assigned to ``.grad`` directly, so the run does
     not depend on autograd. With ``reload_at=k``, after step ``k`` the optimizer's
-    ``state_dict()`` is loaded into a freshly constructed optimizer that carries on.
+    ``state_dict()`` is loaded into a freshly constructed optimizer that carries on: one
+    from ``reload_into``, if given (another implementation of the same rule), else from
+    ``make_optimizer``. With ``add_last_group_at=k``, the optimizer is built without the
+    last group, which joins it through ``add_param_group`` before step ``k`` (its
+    parameters stand still until then).
     """
     params = [[p.clone() for p in group] for group in schedule.initial]
     options = list(group_options) if group_options else [{} for _ in params]
+    groups = [
+        {"params": group, "lr": lr, **extra}
+        for group, lr, extra in zip(params, schedule.lrs, options)
+    ]
 
-    def build():
-        groups = [
-            {"params": group, "lr": lr, **extra}
-            for group, lr, extra in zip(params, schedule.lrs, options)
-        ]
-        return make_optimizer(groups)
+    def build(make=make_optimizer):
+        return make([dict(group) for group in groups])
 
-    optimizer = build()
+    if add_last_group_at is None:
+        optimizer = build()
+    else:
+        optimizer = make_optimizer([dict(group) for group in groups[:-1]])
     history = []
     for step in range(schedule.steps):
+        if step == add_last_group_at:
+            optimizer.add_param_group(dict(groups[-1]))
         for g, lr in schedule.lr_changes.get(step, {}).items():
             optimizer.param_groups[g]["lr"] = lr
         optimizer.zero_grad()
@@ -132,7 +143,7 @@ def replay(
         history.append([p.detach().clone() for group in params for p in group])
         if reload_at is not None and step == reload_at:
             state = copy.deepcopy(optimizer.state_dict())
-            optimizer = build()
+            optimizer = build(reload_into or make_optimizer)
             optimizer.load_state_dict(state)
     return history
 
