@@ -310,7 +310,8 @@ class Judge:
                 outputs.append(stream(f"The checks of {call.part} could not run: {error}\n"))
                 earned = 0.0
             else:
-                data = (redacted(report) if call.hidden else report)._repr_mimebundle_()
+                # a borrowing is read from the code the learner wrote: nothing hidden to redact
+                data = (redacted(report) if call.hidden and not borrowed else report)._repr_mimebundle_()
                 outputs.append({"output_type": "display_data", "data": data, "metadata": {}})
                 earned = report.earned
             score = earned if score is None else min(score, earned)
