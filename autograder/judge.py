@@ -38,6 +38,12 @@ class TrustedTest:
     points: float
 
 
+#: Each report's label in feedback: a test cell's first grade() call is the one the
+#: learner's notebook runs; the later ones are its hidden tests.
+VISIBLE_LABEL = "visible checks, as in your notebook"
+HIDDEN_LABEL = "hidden checks: more cases, run only when graded"
+
+
 class CellFormError(ValueError):
     """A test cell that is not in the course's form (see :func:`grade_calls`)."""
 
@@ -228,7 +234,7 @@ class Judge:
             return [stream(f"This test cell cannot be graded: {error}.\n"),
                     score_output(0.0)]
         outputs, score = [], None
-        for call in calls:
+        for index, call in enumerate(calls):
             if call.points != test.points:
                 return [stream(f"grade(..., points={call.points:g}) does not match the cell's "
                                f"{test.points:g} points; the cell is not graded.\n"), score_output(0.0)]
@@ -239,6 +245,7 @@ class Judge:
                 outputs.append(stream(f"The checks of {call.part} could not run: {error}\n"))
                 earned = 0.0
             else:
+                report.label = VISIBLE_LABEL if index == 0 else HIDDEN_LABEL
                 data = report._repr_mimebundle_()
                 outputs.append({"output_type": "display_data", "data": data, "metadata": {}})
                 earned = report.earned
