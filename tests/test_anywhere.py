@@ -165,7 +165,7 @@ def test_a_second_clone_grades_with_its_own_grader(tmp_path):
     judge.write_text(judge.read_text().replace('VISIBLE_LABEL = "visible checks', 'VISIBLE_LABEL = "clone\'s checks'))
     assignment = "01-gradient-descent"
     chosen = [s for s in SUBMISSIONS if s.assignment == assignment][:3]
-    run(["nbgrader", "generate_assignment", assignment], cwd=clone)
+    run(["nbgrader", "generate_assignment", assignment, "--force"], cwd=clone)
     for submission in chosen:
         submission.write(clone / "submitted" / submission.name / assignment / source_notebook(assignment).name)
     result = run(["nbgrader", "autograde", assignment], cwd=clone, timeout=1200)
