@@ -4,6 +4,7 @@ grading from a second clone of the repository."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import re
@@ -95,7 +96,9 @@ def test_a_notebook_installs_the_grader_anywhere_and_grades_from_any_folder(tmp_
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = str(venv / "bin" / "python")
     environ = fresh_environ(venv)
-    install = subprocess.run([python, "-m", "pip", "install", "--quiet", *pinned(COLAB)],
+    # Colab's pip is a recent one (the one Python 3.11 comes with reads no git+file: URL).
+    pip = f"pip=={importlib.metadata.version('pip')}"
+    install = subprocess.run([python, "-m", "pip", "install", "--quiet", pip, *pinned(COLAB)],
                              env=environ, capture_output=True, text=True, timeout=1200)
     assert install.returncode == 0, install.stderr[-3000:]
     torch_before = subprocess.run([python, "-c", "import torch; print(torch.__version__)"], env=environ,

@@ -152,11 +152,12 @@ if importlib.util.find_spec("autograder") is None:
     with tempfile.NamedTemporaryFile("w", suffix=".txt") as pins:
         pins.write(f"torch=={{torch_before}}\\n" if torch_before else "")
         pins.flush()
-        pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--constraint", pins.name,
-                              f"{GRADER_DISTRIBUTION} @ {{GRADER_SOURCE}}"], capture_output=True, text=True)
+        pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-color", "--constraint",
+                              pins.name, f"{GRADER_DISTRIBUTION} @ {{GRADER_SOURCE}}"], capture_output=True, text=True)
     if pip.returncode:
-        said = (pip.stderr.strip() or pip.stdout.strip() or "no reason given").splitlines()
-        raise RuntimeError(f"pip could not install the grader from {{GRADER_SOURCE}}: {{said[-1]}}")
+        said = [line for line in (pip.stderr + pip.stdout).splitlines() if line.strip()] or ["no reason given"]
+        said = [line for line in said if line.startswith("ERROR: ")] or said[-1:]
+        raise RuntimeError(f"pip could not install the grader from {{GRADER_SOURCE}}: {{said[0].removeprefix('ERROR: ')}}")
     importlib.invalidate_caches()
     print(f"Installed the grader {{GRADER_VERSION}}; torch {{importlib.metadata.version('torch')}}"
           + (" as before." if torch_before else " was installed with it."))
