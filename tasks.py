@@ -4,7 +4,7 @@
     python3 tasks.py book      build the HTML book into _build/html (sets up .venv first)
     python3 tasks.py test      run the whole test suite (sets up .venv first)
     python3 tasks.py setup     create or refresh the environment in .venv
-    python3 tasks.py release   regenerate exercises/ from solutions/ with nbgrader
+    python3 tasks.py release   regenerate exercises/ (and the grader's copy of its test cells) from solutions/
     python3 tasks.py lock      re-pin requirements.txt from requirements.in
     python3 tasks.py bench     measure the benchmarks side by side and print their table
 
@@ -33,6 +33,9 @@ PYTHON_VERSION = (3, 11)
 #: The book build: Sphinx warnings are errors, and nitpicky reference checking is on.
 BOOK_BUILD = ["jupyter-book", "build", str(ROOT), "--builder", "html", "-W", "-n", "--keep-going"]
 HTML = ROOT / "_build" / "html"
+#: The release's graded code cells, shipped in the grader package so that it grades
+#: notebooks wherever it is installed (autograder/notebook.py reads them).
+PACKAGED_RELEASES = ROOT / "autograder" / "releases"
 
 
 def log(message: str) -> None:
@@ -237,11 +240,81 @@ def generate_release(destination: Path, names: list[str] | None = None) -> None:
             shutil.copytree(course / "exercises" / name, target)
 
 
+def package_releases(releases: Path, destination: Path) -> None:
+    """Write to ``destination/<assignment>/`` each release notebook of ``releases`` cut down
+    to its nbgrader code cells: the test cells the grader restores and grades, and the
+    cells around them that say where a deleted one belongs. Hidden tests are never in a
+    release, so never in the package."""
+    if destination.exists():
+        shutil.rmtree(destination)
+    for path in sorted(releases.glob("*/*.ipynb")):
+        notebook = json.loads(path.read_text(encoding="utf-8"))
+        notebook["cells"] = [cell for cell in notebook["cells"]
+                             if cell["cell_type"] == "code" and "nbgrader" in cell["metadata"]]
+        target = destination / path.parent.name / path.name
+        target.parent.mkdir(parents=True)
+        target.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def course_site():
+    """The book's Sphinx extension, which says where the launch buttons (and the notebooks'
+    grader) come from; it needs nothing but the standard library."""
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    import course_site
+
+    return course_site
+
+
+def grader_version() -> str:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
+def grader_repository(notebooks: list[Path]) -> str:
+    """The repository the notebooks' setup cell installs the grader from: the one the launch
+    buttons open (``_config.yml``'s ``repository.url``, else the build environment's), or,
+    when neither names one, the one the notebooks already name."""
+    url = subprocess.run([str(PYTHON), "-c", "import yaml; print(yaml.safe_load(open('_config.yml'))"
+                          "['repository']['url'] or '')"], cwd=ROOT, check=True, capture_output=True,
+                         text=True).stdout.strip()
+    url = course_site().launch_settings({"repository_url": url}, os.environ)["repository_url"]
+    if url:
+        return url
+    pattern = re.compile(r'^GRADER_SOURCE = "git\+(.*)@v[^"@]*"$', re.M)
+    named = {m.group(1) for path in notebooks for m in pattern.finditer(path.read_text(encoding="utf-8"))}
+    return named.pop() if len(named) == 1 else ""
+
+
+def write_grader_cells(notebooks: list[Path], repository_url: str, version: str) -> None:
+    """Make the first code cell of each notebook the grader's setup cell, the same in all of
+    them (book/_ext/course_site.py writes it), placed before the notebook's other code."""
+    site = course_site()
+    source = site.grader_setup_cell(repository_url, version)
+    for path in notebooks:
+        notebook = json.loads(path.read_text(encoding="utf-8"))
+        cells = [c for c in notebook["cells"]
+                 if c["metadata"].get("nbgrader", {}).get("grade_id") != site.GRADER_CELL]
+        first_code = next(i for i, c in enumerate(cells) if c["cell_type"] == "code")
+        cells.insert(first_code, {
+            "cell_type": "code", "execution_count": None, "id": site.GRADER_CELL,
+            "metadata": {"nbgrader": {"grade": False, "grade_id": site.GRADER_CELL, "locked": True,
+                                      "schema_version": 3, "solution": False, "task": False}},
+            "outputs": [], "source": source.splitlines(keepends=True),
+        })
+        notebook["cells"] = cells
+        path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def release() -> None:
-    """Regenerate exercises/ from solutions/ (commit the result)."""
+    """Write the grader's setup cell into solutions/, regenerate exercises/ from them, and
+    the package's copy of its test cells (commit the result)."""
     setup()
+    sources = sorted((ROOT / "solutions").glob("*/*.ipynb"))
+    write_grader_cells(sources, grader_repository(sources), grader_version())
     generate_release(ROOT / "exercises")
-    log("exercises/ regenerated from solutions/; review and commit it")
+    package_releases(ROOT / "exercises", PACKAGED_RELEASES)
+    log("exercises/ and autograder/releases/ regenerated from solutions/; review and commit them")
 
 
 def lock() -> None:

@@ -50,6 +50,12 @@ class TrustedTest:
     points: float
 
 
+#: Each report's label in feedback: a grade() call between nbgrader's hidden-test markers
+#: is a hidden one; the others run in the learner's notebook too.
+VISIBLE_LABEL = "visible checks, as in your notebook"
+HIDDEN_LABEL = "hidden checks: more cases, run only when graded"
+
+
 class CellFormError(ValueError):
     """A test cell that is not in the course's form (see :func:`grade_calls`)."""
 
@@ -310,6 +316,7 @@ class Judge:
                 outputs.append(stream(f"The checks of {call.part} could not run: {error}\n"))
                 earned = 0.0
             else:
+                report.label = HIDDEN_LABEL if call.hidden else VISIBLE_LABEL
                 # a borrowing is read from the code the learner wrote: nothing hidden to redact
                 data = (redacted(report) if call.hidden and not borrowed else report)._repr_mimebundle_()
                 outputs.append({"output_type": "display_data", "data": data, "metadata": {}})

@@ -23,8 +23,10 @@ from .runner import REPORT_MIMETYPE, Report, report_from_output
 from .sandbox import Limits
 
 
-#: The committed releases and sources, when the grader runs from a checkout of the course.
-RELEASES = Path(__file__).resolve().parents[1] / "exercises"
+#: The releases' test cells, in the package (``tasks.py release`` writes them from
+#: exercises/), so that a notebook is graded the same way wherever the grader is installed.
+RELEASES = Path(__file__).resolve().parent / "releases"
+#: The course's sources, when the grader runs from a checkout of the course.
 SOURCES = Path(__file__).resolve().parents[1] / "solutions"
 
 
@@ -222,11 +224,12 @@ def grade_notebook(path: str | Path, timeout: int = 120, *, limits: Limits = Lim
                     f"{path.name} has no graded test cells: grade an assignment notebook from exercises/."
                 )
             raise NotebookError(
-                f"{path.name} matches no assignment in {RELEASES}: the grader takes the test cells from "
-                "the course's releases, so run it from a checkout of the course."
+                f"{path.name} shares no graded cell with any of the course's assignments "
+                f"({', '.join(sorted(p.name for p in RELEASES.iterdir()))}): is it a notebook of "
+                "this course, and of this version of it?"
             )
         candidate, release = found
-        notes = [f"test cells checked against {candidate.relative_to(RELEASES.parent)}"]
+        notes = [f"test cells checked against the release of {candidate.parent.name}"]
         notes += restore_tests(notebook, release)
         tests = trusted_tests(release)
     judge = Judge(tests, timeout=timeout, probe_timeout=probe_timeout, limits=limits)

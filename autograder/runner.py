@@ -68,13 +68,15 @@ class Report:
     points: float
     earned: float
     checks: list[CheckResult]
+    #: Which of a test cell's grade() calls this is, in feedback (see autograder.judge).
+    label: str = ""
 
-    def as_text(self) -> str:
+    def as_text(self, width: int = WIDTH) -> str:
         def detail(text: str) -> str:
-            return textwrap.fill(text, WIDTH, initial_indent=" " * 8, subsequent_indent=" " * 8,
+            return textwrap.fill(text, width, initial_indent=" " * 8, subsequent_indent=" " * 8,
                                  break_long_words=False, break_on_hyphens=False)
 
-        lines = [f"{self.part}: {self.earned:g} / {self.points:g} points"]
+        lines = [f"{self.part}: {self.earned:g} / {self.points:g} points" + (f" ({self.label})" if self.label else "")]
         messages = {check.message for check in self.checks}
         if len(self.checks) > 1 and all(c.status == "failed" for c in self.checks) and len(messages) == 1:
             # One cause fails everything (typically the unfilled stub): say it once.
@@ -289,13 +291,32 @@ def run_checks(part: str, submission, *, points: float, seed: int = 0, cases: in
     return Report(part=part, points=float(points), earned=earned, checks=checks)
 
 
+class NotFullMarks(Exception):
+    """A part short of its points while nbgrader validates the notebook (the learner's
+    Validate button). nbgrader shows a failed test cell's error, and says only "Partial
+    credit; passed some but not all of the tests" for a cell that returns a low score, 0
+    included; this error's traceback, as IPython shows it, is the grader's report."""
+
+    def __init__(self, report: Report):
+        super().__init__(f"{report.earned:g} of {report.points:g} points")
+        self.report = report
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"This test cell earned {self.report.earned:g} of its {self.report.points:g} points.", "",
+                # nbgrader indents it by 4 and cuts its lines at 87 characters.
+                *self.report.as_text(width=80).splitlines()]
+
+
 def grade(part: str, submission, *, points: float, seed: int = 0, cases: int = 2) -> float:
     """Check ``submission`` for part ``part``, show the report, and return the points earned.
 
     This is what a notebook's test cell calls. nbgrader reads the returned number as the
-    cell's partial credit, so it is the last expression of the cell.
+    cell's partial credit, so it is the last expression of the cell. While nbgrader
+    validates the notebook, a part short of its points raises :class:`NotFullMarks`.
     """
     report = run_checks(part, submission, points=points, seed=seed, cases=cases)
+    if os.environ.get("NBGRADER_EXECUTION") == "validate" and report.earned < report.points:
+        raise NotFullMarks(report)
     try:
         from IPython import get_ipython
         from IPython.display import display
@@ -313,4 +334,5 @@ def report_from_output(data: dict) -> Report:
     if isinstance(data, str):
         data = json.loads(data)
     checks = [CheckResult(**c) for c in data["checks"]]
-    return Report(part=data["part"], points=data["points"], earned=data["earned"], checks=checks)
+    return Report(part=data["part"], points=data["points"], earned=data["earned"], checks=checks,
+                  label=data.get("label", ""))

@@ -178,7 +178,10 @@ def command(limits: Limits, uid: int, environ: dict[str, str], seccomp_fd: int) 
         args += ["--ro-bind", mount, mount]
     for key, value in environ.items():
         args += ["--setenv", key, value]
-    args += ["--chdir", "/tmp", "--", str(Path(sys.prefix) / "bin" / "python"), "-I", "-m", "autograder.worker",
+    # The worker imports the judge's own copy of the package, put first on its path: the
+    # environment may install another one (an editable install of a different checkout).
+    start = f"import sys; sys.path.insert(0, {str(PACKAGE.parent)!r}); from autograder.worker import main; main()"
+    args += ["--chdir", "/tmp", "--", str(Path(sys.prefix) / "bin" / "python"), "-I", "-c", start,
              json.dumps({"uid": uid, "limits": dataclasses.asdict(limits), "privileged": privileged})]
     return args
 
@@ -259,6 +262,12 @@ class Sandbox:
         if not isinstance(hello, dict) or hello.get("op") != "ready":
             self.close()
             raise SandboxUnavailable(f"the sandbox did not start: {hello!r:.200}")
+        if hello.get("package") != str(PACKAGE):
+            self.close()
+            raise SandboxUnavailable(
+                f"the sandbox runs the grader from {hello.get('package')!r:.200}, not the judge's "
+                f"{str(PACKAGE)!r}: the two must run the same code"
+            )
         self.pid = hello.get("pid")
 
     @property

@@ -218,7 +218,9 @@ def error_output(error: BaseException) -> dict:
 
 def serve(requests: int, answers: int) -> None:
     kernel = Kernel()
-    write_message(answers, {"op": "ready", "pid": os.getpid()})
+    # Which copy of the grader this is, so the judge can refuse to grade with another.
+    package = os.path.dirname(os.path.abspath(sys.modules["autograder"].__file__))
+    write_message(answers, {"op": "ready", "pid": os.getpid(), "package": package})
     while True:
         try:
             (size,) = HEADER.unpack(read_exactly(requests, HEADER.size))

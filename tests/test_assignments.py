@@ -79,6 +79,7 @@ def test_there_is_at_least_one_assignment():
 def test_source_notebook_passes_nbgrader_validate(path):
     result = run(["nbgrader", "validate", str(path)], cwd=ROOT, check=False)
     assert "Success! Your notebook passes all the tests." in result.stdout, result.stdout + result.stderr
+    assert "Partial credit" not in result.stdout
 
 
 @pytest.mark.slow
@@ -87,6 +88,13 @@ def test_release_fails_nbgrader_validate(assignment):
     (path,) = (ROOT / "exercises" / assignment).glob("*.ipynb")
     result = run(["nbgrader", "validate", str(path)], cwd=ROOT, check=False)
     assert "VALIDATION FAILED" in result.stdout, result.stdout + result.stderr
+    # Each test cell is explained by the grader's report, never by nbgrader's "Partial
+    # credit; passed some but not all of the tests" for a score of zero.
+    assert "Partial credit" not in result.stdout
+    tests = [cell for cell, meta in nbgrader_cells(path) if meta.get("grade") and cell.cell_type == "code"]
+    assert result.stdout.count("This test cell earned 0 of its") == len(tests), result.stdout
+    assert " ".join(result.stdout.split()).count("replace `raise NotImplementedError()` with your code") \
+        >= len(tests), result.stdout
 
 
 def test_committed_release_is_what_nbgrader_generates_now(tmp_path):

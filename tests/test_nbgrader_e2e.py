@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import html
+import json
 import shutil
 
 import pytest
@@ -93,3 +94,18 @@ for _assignment in sorted({s.assignment for s in SUBMISSIONS}):
     _class = f"TestAssignment{_assignment[:2]}"
     globals()[_class] = type(_class, (Assignment,), {"pytestmark": [pytest.mark.parametrize(
         "submission", [s for s in SUBMISSIONS if s.assignment == _assignment], ids=lambda s: s.name)]})
+
+
+def test_feedback_labels_each_test_cells_visible_and_hidden_reports(graded_course):
+    from autograder.judge import HIDDEN_LABEL, VISIBLE_LABEL
+
+    assignment = "01-gradient-descent"
+    course = graded_course(assignment)
+    reference = next(s for s in SUBMISSIONS if s.assignment == assignment and s.name == "reference")
+    notebook = source_notebook(assignment)
+    page = course / "feedback" / student_id(reference) / assignment / f"{notebook.stem}.html"
+    text = html.unescape(page.read_text())
+    tests = sum(1 for cell in json.loads(notebook.read_text())["cells"]
+                if cell["cell_type"] == "code" and cell["metadata"].get("nbgrader", {}).get("grade"))
+    assert text.count(f"points ({VISIBLE_LABEL})") == tests
+    assert text.count(f"points ({HIDDEN_LABEL})") == tests

@@ -17,6 +17,9 @@
   build environment when ``_config.yml`` names none: the book is published from whatever
   repository builds it. Colab can open only ``.ipynb`` files from GitHub, so pages written
   as MyST markdown (the chapters) offer no Colab button.
+- :func:`grader_setup_cell` is the first code cell of every exercise notebook, which
+  installs the grader from that same repository where it is missing (Colab, say);
+  ``python3 tasks.py release`` writes it into the notebooks.
 """
 
 from __future__ import annotations
@@ -118,6 +121,57 @@ def launch_settings(theme_options: Mapping, environ: Mapping[str, str]) -> dict:
         buttons = {k: v for k, v in buttons.items() if k not in LAUNCH_PROVIDERS}
     options["launch_buttons"] = buttons
     return options
+
+
+#: The grade_id of the exercise notebooks' first code cell, :func:`grader_setup_cell`.
+GRADER_CELL = "grader-setup"
+#: The grader's distribution name (pyproject.toml).
+GRADER_DISTRIBUTION = "gd2adam-autograder"
+
+
+def grader_source(repository_url: str, version: str) -> str:
+    """Where pip gets the grader of release ``version``: the repository's tag ``v<version>``."""
+    return f"git+{repository_url}@v{version}" if repository_url else ""
+
+
+def grader_setup_cell(repository_url: str, version: str) -> str:
+    """The source of the cell that makes the grader importable, the same in every notebook.
+
+    Where the grader is installed (the course environment, a JupyterHub with it) it says
+    which version it found. Elsewhere it installs release ``version`` from the course's
+    repository, the one the launch buttons open, holding torch at the version already
+    installed, so that pip fails rather than replace Colab's torch. One line of output.
+    """
+    return f'''# The grader that the test cells call. The course environment has it; anywhere else
+# (Colab, your own Python) this cell installs it, without changing your torch.
+GRADER_VERSION = "{version}"
+GRADER_SOURCE = "{grader_source(repository_url, version)}"
+
+import importlib.metadata, importlib.util, subprocess, sys, tempfile
+if importlib.util.find_spec("autograder") is None:
+    if not GRADER_SOURCE:
+        raise RuntimeError("The course's grader is not installed, and this notebook does not say where "
+                           "it comes from: pip install \\"{GRADER_DISTRIBUTION} @ git+<the course's repository>\\"")
+    torch_before = importlib.util.find_spec("torch") and importlib.metadata.version("torch")
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as pins:
+        pins.write(f"torch=={{torch_before}}\\n" if torch_before else "")
+        pins.flush()
+        pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-color", "--constraint",
+                              pins.name, f"{GRADER_DISTRIBUTION} @ {{GRADER_SOURCE}}"], capture_output=True, text=True)
+    if pip.returncode:
+        said = [line for line in (pip.stderr + pip.stdout).splitlines() if line.strip()] or ["no reason given"]
+        said = [line for line in said if line.startswith("ERROR: ")] or said[-1:]
+        raise RuntimeError(f"pip could not install the grader from {{GRADER_SOURCE}}: {{said[0].removeprefix('ERROR: ')}}")
+    importlib.invalidate_caches()
+    print(f"Installed the grader {{GRADER_VERSION}}; torch {{importlib.metadata.version('torch')}}"
+          + (" as before." if torch_before else " was installed with it."))
+else:
+    try:
+        found = importlib.metadata.version("{GRADER_DISTRIBUTION}")
+    except importlib.metadata.PackageNotFoundError:
+        found = "from " + importlib.util.find_spec("autograder").origin
+    print(f"Using the grader {{found}}" + ("." if found == GRADER_VERSION else
+          f"; this notebook comes with {{GRADER_VERSION}}, whose checks may differ."))'''
 
 
 def place_launch_buttons(app, config) -> None:
