@@ -17,8 +17,9 @@ graded there, after everything the learner defined.
 
 Results are kept in a cache (``cache_directory``), keyed by everything that decides
 them (the grader's code, the gradebook's test cells, the limits and the submission's
-cells) and by the learner they belong to. An interrupted ``nbgrader autograde`` (or ``python -m autograder.batch``) therefore
-picks up where it stopped, and grading a submission again costs nothing.
+cells) and by the learner they belong to. An interrupted ``nbgrader autograde`` (or
+``python -m autograder.batch``) therefore picks up where it stopped, and grading a
+submission again costs nothing.
 """
 
 from __future__ import annotations
@@ -141,9 +142,9 @@ class GradebookMetadata(NbGraderPreprocessor):
     notebook fail to validate, so it gets no grade at all. First in
     ``c.Autograde.sanitize_preprocessors`` (before ``OverwriteCells`` restores the cells'
     sources from the gradebook), this step refuses a submission folder that holds anything
-    but the assignment's notebooks (:func:`autograder.intake.check_folder`), and rebuilds the metadata of each cell the
-    gradebook knows, once, from the gradebook alone, and removes it from every other cell
-    (:func:`gradebook_metadata`).
+    but the assignment's notebooks (:func:`autograder.intake.check_folder`), and rebuilds
+    the metadata of each cell the gradebook knows, once, from the gradebook alone, and
+    removes it from every other cell (:func:`gradebook_metadata`).
     """
 
     def preprocess(self, nb, resources):

@@ -13,9 +13,12 @@ and, last, the score as the cell's value. A test cell's visible ``grade`` calls 
 the cell stands; its hidden ones (between nbgrader's hidden-test markers) run after every
 learner cell of the notebook, and their reports say which checks failed but not how
 (:func:`redacted`): the learner's code sees a hidden case only when no learner cell is
-left to run, and nothing it does then reaches the feedback but the points. A cell that hangs or kills the sandbox costs
-that cell; the sandbox is started afresh and the cells before it are run again, up to
-:attr:`Judge.max_restarts` times.
+left to run, and nothing it does then reaches the feedback but the points.
+
+A cell that hangs or kills the sandbox costs that cell; the sandbox is started afresh and
+the cells before it are run again, up to :attr:`Judge.max_restarts` times. A notebook has
+a time budget and a number of cells, and what its cells send back is capped
+(:class:`Judge`).
 """
 
 from __future__ import annotations

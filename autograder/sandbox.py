@@ -118,7 +118,10 @@ class UserLease:
     """
 
     def __init__(self, directory: Path = LEASES):
-        directory.mkdir(mode=0o700, exist_ok=True)
+        try:
+            directory.mkdir(mode=0o700, exist_ok=True)
+        except OSError as error:
+            raise SandboxUnavailable(f"cannot record which users sandboxes run as in {directory}: {error}") from None
         chooser = random.SystemRandom()
         for _ in range(100):
             uid = UID_BASE + chooser.randrange(UID_COUNT)
