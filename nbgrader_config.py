@@ -51,10 +51,12 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # zip_collect: files downloaded from a learning-management system, named
 # <student-id>_<anything>_<notebook>.ipynb or <student-id>_<notebook>.ipynb (notebook names
-# in this course contain no underscores). Adjust to your system's naming.
+# in this course contain no underscores and do not end in -<digits>). A re-submission that
+# the system renamed <notebook>-1.ipynb (Canvas does) is collected as <notebook>.ipynb.
+# Adjust to your system's naming.
 c.ZipCollectApp.collector_plugin = "nbgrader.plugins.FileNameCollectorPlugin"
 c.FileNameCollectorPlugin.named_regexp = (
-    r".*/(?P<student_id>[^/_]+)_(?:[^/]*_)?(?P<file_id>[^/_]+\.ipynb)$"
+    r".*/(?P<student_id>[^/_]+)_(?:[^/]*_)?(?P<file_id>[^/_]+?)(?:-\d+)?\.ipynb$"
 )
 
 # Feedback shows each check's report, never the source of the hidden tests.
