@@ -277,16 +277,29 @@ def atomic_write(path: Path, text: str) -> None:
     os.replace(handle.name, path)
 
 
-def results_json(outcome: Outcome, penalty: float = 0.0) -> dict:
-    """A Gradescope-style result: the total (less a late penalty, as ``nbgrader export``
-    counts it), and a test per test cell with its report."""
+def results_json(outcome: Outcome, penalty: float = 0.0, hidden_visibility: str = "after_due_date") -> dict:
+    """Gradescope's format: the total (less a late penalty, as ``nbgrader export`` counts
+    it); per test cell, a visible test with its score, status and the report of its
+    visible checks, and apart a test with the report of its hidden checks, shown
+    ``hidden_visibility``.
+
+    A course test cell calls ``grade()`` once in the open, then again in its hidden tests
+    (the judge accepts no other form), so a cell's first report is its visible one."""
     from .runner import report_from_output
 
     tests = []
     for key, points in outcome.points.items():
-        text = "\n\n".join(report_from_output(r).as_text() for r in outcome.reports.get(key, []))
-        tests.append({"name": key, "score": outcome.scores.get(key, 0.0), "max_score": points,
-                      "output": text or "no report: the checks did not run (see the notebook's feedback)"})
+        reports = [report_from_output(r) for r in outcome.reports.get(key, [])]
+        score = outcome.scores.get(key, 0.0)
+        tests.append({"name": key, "score": score, "max_score": points,
+                      "status": "passed" if score >= points else "failed", "visibility": "visible",
+                      "output": reports[0].as_text() if reports
+                      else "no report: the checks did not run (see the notebook's feedback)"})
+        if len(reports) > 1:
+            failed = any(check.status == "failed" for report in reports[1:] for check in report.checks)
+            tests.append({"name": f"{key}: hidden tests", "status": "failed" if failed else "passed",
+                          "visibility": hidden_visibility,
+                          "output": "\n\n".join(report.as_text() for report in reports[1:])})
     raw = sum(outcome.scores.values())
     output = outcome.error
     if penalty:
@@ -482,6 +495,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="grade and record only this learner's submission (may repeat)")
     parser.add_argument("--ignore-cache", action="store_true",
                         help="grade every submission again, replacing the results cached in .autograder-cache/")
+    parser.add_argument("--hidden-visibility", default="after_due_date",
+                        choices=("visible", "hidden", "after_due_date", "after_published"),
+                        help="when Gradescope shows learners the reports of hidden tests in results.json "
+                             "(default: %(default)s)")
     parser.add_argument("--shard", type=shard, metavar="I/N",
                         help="grade only shard I of N (from 0): every N-th learner, in order of id, so that "
                              "N commands (a Kubernetes Indexed Job's pods, say) share a class and one gradebook")
@@ -553,18 +570,19 @@ def main(argv: list[str] | None = None) -> int:
         ensure_students(root, config, students)
         only = students if args.student or args.shard else None
         recorded_all = record(root, assignment, args.probe_timeout, args.timeout, only)
-        status = max(status, report(root, config, assignment, mine, recorded_all))
+        status = max(status, report(root, config, assignment, mine, recorded_all, args.hidden_visibility))
     return status
 
 
-def report(root: Path, config, assignment: str, outcomes: list[Outcome], recorded_all: bool) -> int:
+def report(root: Path, config, assignment: str, outcomes: list[Outcome], recorded_all: bool,
+           hidden_visibility: str = "after_due_date") -> int:
     """Write ``results/ASSIGNMENT/`` and say how it went: 0 if every submission was graded
     and recorded, else 1."""
     recorded, penalties = gradebook_scores(root, config, assignment)
     folder = write_results(root, assignment, outcomes, recorded, penalties)
     for outcome in outcomes:
         if outcome.points or outcome.error:
-            result = results_json(outcome, penalties.get(outcome.student, 0.0))
+            result = results_json(outcome, penalties.get(outcome.student, 0.0), hidden_visibility)
             atomic_write(folder / outcome.student / "results.json", json.dumps(result, indent=2))
     missing = [o.student for o in outcomes if not o.error and o.student not in recorded]
     cached = sum(o.cached for o in outcomes)
