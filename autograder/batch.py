@@ -410,6 +410,31 @@ def reused_gradebook_connections():
             engine.dispose()
 
 
+def submitters(root: Path, config, assignment: str) -> list[str]:
+    """Every learner with a folder ``submitted/<student>/ASSIGNMENT/``."""
+    base = root / coursedir(root, config).submitted_directory
+    return sorted(p.name for p in base.iterdir() if (p / assignment).is_dir()) if base.is_dir() else []
+
+
+def record_in_parallel(root: Path, assignment: str, probe_timeout: int | None, timeout: int | None,
+                       students: list[str] | None, workers: int) -> bool:
+    """Record as :func:`record` does, in ``workers`` forked processes that each take a
+    share of the learners (every one, or ``students``), when the gradebook is a database
+    server (PostgreSQL): one process spends most of its time waiting on round trips that
+    others can overlap, and nbgrader writes each learner's grades in rows of their own.
+    SQLite takes one writer at a time, so there this process records them all."""
+    config = grading_config(root, probe_timeout, timeout)
+    chosen = [s for s in submitters(root, config, assignment) if students is None or s in students]
+    shares = [chosen[index::workers] for index in range(min(workers, len(chosen)))]
+    if len(shares) < 2 or coursedir(root, config).db_url.startswith("sqlite"):
+        return record(root, assignment, probe_timeout, timeout, students)
+    import multiprocessing
+
+    # Forked, like the grading workers: nothing here holds a connection or a thread now.
+    with multiprocessing.get_context("fork").Pool(len(shares)) as pool:
+        return all(pool.starmap(record, [(root, assignment, probe_timeout, timeout, share) for share in shares]))
+
+
 def record(root: Path, assignment: str, probe_timeout: int | None, timeout: int | None,
            students: list[str] | None = None) -> bool:
     """Record ``assignment``'s grades as ``nbgrader autograde ASSIGNMENT --force`` does, with
@@ -438,12 +463,20 @@ def record(root: Path, assignment: str, probe_timeout: int | None, timeout: int 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
         try:
-            # One converter per learner asked for (nbgrader takes one student pattern).
+            everyone = submitters(root, config, assignment)
+            # nbgrader takes one student pattern, and a comma-separated list to leave out.
+            if students is None:
+                patterns = [("*", "")]
+            elif any("," in student for student in everyone):
+                patterns = [(student, "") for student in students]
+            else:
+                patterns = [("*", ",".join(s for s in everyone if s not in students))]
             with reused_gradebook_connections():
-                for student in students or ["*"]:
+                for pattern, excluded in patterns:
                     directory = coursedir(root, config)
                     directory.assignment_id = assignment
-                    directory.student_id = student
+                    directory.student_id = pattern
+                    directory.student_id_exclude = excluded
                     converter = Autograde(coursedir=directory, config=config, log=log)
                     converter.force = True
                     converter.start()
@@ -569,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
         students = sorted({o.student for o in mine})
         ensure_students(root, config, students)
         only = students if args.student or args.shard else None
-        recorded_all = record(root, assignment, args.probe_timeout, args.timeout, only)
+        recorded_all = record_in_parallel(root, assignment, args.probe_timeout, args.timeout, only, args.workers)
         status = max(status, report(root, config, assignment, mine, recorded_all, args.hidden_visibility))
     return status
 
