@@ -162,54 +162,58 @@ def use_gradebook(tmp_path, monkeypatch, url) -> None:
 
 
 @pytest.mark.slow
-def test_a_class_graded_into_postgresql_agrees_with_export_and_with_sqlite(server, cache, tmp_path, monkeypatch):
-    url = postgres.create_database(server, "gradebook")
-    assert url.startswith("postgresql://"), "nbgrader's documented form, no +driver"
-    use_gradebook(tmp_path, monkeypatch, url)
-    course = tmp_path / "course"
-    course_with(course, [A], duedate="2026-01-01 00:00:00 UTC")
-    shutil.copytree(cache, course / ".autograder-cache")
-    submit(course, CLASS)
-    (reference,) = [s for s in CLASS if s.name == "reference"]
-    submit(course, [reference], names=["latecomer"])
-    (course / "submitted" / "latecomer" / A / "timestamp.txt").write_text("2026-02-01 00:00:00 UTC")
-    wrong = next(s for s in CLASS if s.name not in ("reference", "blank"))
-    download = tmp_path / "bobjones_late_123456_7890123_gradient-descent-1.ipynb"
-    wrong.write(download)
-    result = run([sys.executable, "-m", "autograder.batch", A, "--workers", "2", "--zip", str(download)],
-                 cwd=course, timeout=1800, check=False)
-    assert result.returncode == 0, result.stderr
-    assert not (course / "gradebook.db").exists()
+class TestOneClass:
+    """A test of its own class, so that xdist (``--dist loadscope``) runs it beside the others."""
 
-    predicted = {s.name: s.scores for s in CLASS} | {"latecomer": reference.scores, "bobjones": wrong.scores}
-    assert gradebook_grades(url, A) == {name: pytest.approx(scores) for name, scores in predicted.items()}
-    export, results = exported(course), results_csv(course, A)
-    assert set(export) == set(results) == set(predicted)
-    for name, row in export.items():
-        assert float(results[name]["total"]) == pytest.approx(float(row["score"])), name
-    assert float(export["latecomer"]["raw_score"]) == pytest.approx(reference.total)
-    assert float(export["latecomer"]["score"]) == 0.0
-    assert float(results["latecomer"]["late_penalty"]) == pytest.approx(reference.total)
+    def test_a_class_graded_into_postgresql_agrees_with_export_and_with_sqlite(self, server, cache, tmp_path,
+                                                                               monkeypatch):
+        url = postgres.create_database(server, "gradebook")
+        assert url.startswith("postgresql://"), "nbgrader's documented form, no +driver"
+        use_gradebook(tmp_path, monkeypatch, url)
+        course = tmp_path / "course"
+        course_with(course, [A], duedate="2026-01-01 00:00:00 UTC")
+        shutil.copytree(cache, course / ".autograder-cache")
+        submit(course, CLASS)
+        (reference,) = [s for s in CLASS if s.name == "reference"]
+        submit(course, [reference], names=["latecomer"])
+        (course / "submitted" / "latecomer" / A / "timestamp.txt").write_text("2026-02-01 00:00:00 UTC")
+        wrong = next(s for s in CLASS if s.name not in ("reference", "blank"))
+        download = tmp_path / "bobjones_late_123456_7890123_gradient-descent-1.ipynb"
+        wrong.write(download)
+        result = run([sys.executable, "-m", "autograder.batch", A, "--workers", "2", "--zip", str(download)],
+                     cwd=course, timeout=1800, check=False)
+        assert result.returncode == 0, result.stderr
+        assert not (course / "gradebook.db").exists()
 
-    # The same class into SQLite: the same results, learner by learner.
-    lite = tmp_path / "sqlite-course"
-    course_with(lite, [A], duedate="2026-01-01 00:00:00 UTC", db_url="sqlite:///gradebook.db")
-    shutil.copytree(course / "submitted", lite / "submitted")
-    shutil.copytree(course / ".autograder-cache", lite / ".autograder-cache")
-    result = run([sys.executable, "-m", "autograder.batch", A, "--workers", "2"], cwd=lite, timeout=1800,
-                 check=False)
-    assert result.returncode == 0, result.stderr
-    assert gradebook_grades(f"sqlite:///{lite / 'gradebook.db'}", A) == gradebook_grades(url, A)
-    drop = ("problem",)
-    assert ({n: {k: v for k, v in r.items() if k not in drop} for n, r in results_csv(lite, A).items()}
-            == {n: {k: v for k, v in r.items() if k not in drop} for n, r in results.items()})
+        predicted = {s.name: s.scores for s in CLASS} | {"latecomer": reference.scores, "bobjones": wrong.scores}
+        assert gradebook_grades(url, A) == {name: pytest.approx(scores) for name, scores in predicted.items()}
+        export, results = exported(course), results_csv(course, A)
+        assert set(export) == set(results) == set(predicted)
+        for name, row in export.items():
+            assert float(results[name]["total"]) == pytest.approx(float(row["score"])), name
+        assert float(export["latecomer"]["raw_score"]) == pytest.approx(reference.total)
+        assert float(export["latecomer"]["score"]) == 0.0
+        assert float(results["latecomer"]["late_penalty"]) == pytest.approx(reference.total)
 
-    # One learner regraded, the cache ignored: graded afresh, recorded once.
-    result = run([sys.executable, "-m", "autograder.batch", A, "--workers", "1", "--student", "bobjones",
-                  "--ignore-cache"], cwd=course, timeout=900, check=False)
-    assert result.returncode == 0, result.stderr
-    assert "Grading 1 submission(s)" in result.stderr and "Done: 1 graded (0 from earlier runs)" in result.stderr
-    assert gradebook_grades(url, A) == {name: pytest.approx(scores) for name, scores in predicted.items()}
+        # The same class into SQLite: the same results, learner by learner.
+        lite = tmp_path / "sqlite-course"
+        course_with(lite, [A], duedate="2026-01-01 00:00:00 UTC", db_url="sqlite:///gradebook.db")
+        shutil.copytree(course / "submitted", lite / "submitted")
+        shutil.copytree(course / ".autograder-cache", lite / ".autograder-cache")
+        result = run([sys.executable, "-m", "autograder.batch", A, "--workers", "2"], cwd=lite, timeout=1800,
+                     check=False)
+        assert result.returncode == 0, result.stderr
+        assert gradebook_grades(f"sqlite:///{lite / 'gradebook.db'}", A) == gradebook_grades(url, A)
+        drop = ("problem",)
+        assert ({n: {k: v for k, v in r.items() if k not in drop} for n, r in results_csv(lite, A).items()}
+                == {n: {k: v for k, v in r.items() if k not in drop} for n, r in results.items()})
+
+        # One learner regraded, the cache ignored: graded afresh, recorded once.
+        result = run([sys.executable, "-m", "autograder.batch", A, "--workers", "1", "--student", "bobjones",
+                      "--ignore-cache"], cwd=course, timeout=900, check=False)
+        assert result.returncode == 0, result.stderr
+        assert "Grading 1 submission(s)" in result.stderr and "Done: 1 graded (0 from earlier runs)" in result.stderr
+        assert gradebook_grades(url, A) == {name: pytest.approx(scores) for name, scores in predicted.items()}
 
 
 def batch(course, *arguments) -> subprocess.Popen:
@@ -218,50 +222,57 @@ def batch(course, *arguments) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-def test_two_batches_and_an_export_at_once_lose_and_duplicate_no_grade(server, cache, tmp_path, monkeypatch):
-    url = postgres.create_database(server, "gradebook")
-    use_gradebook(tmp_path, monkeypatch, url)
-    course = tmp_path / "course"
-    course_with(course, [A, B])
-    shutil.copytree(cache, course / ".autograder-cache")
-    # Many learners, every one new to the gradebook and in both assignments: both batches
-    # create the same learners at the same moment (identical notebooks share cached results).
-    names = {s.name: [f"{s.name}-{i}" for i in range(10)] for s in CLASS + CLASS_B}
-    for learners in (CLASS, CLASS_B):
-        for submission in learners:
-            submit(course, [submission], names=names[submission.name])
-    first, second = batch(course, A, "--workers", "1"), batch(course, B, "--workers", "1")
-    exports = 0
-    while first.poll() is None or second.poll() is None:
-        run(["nbgrader", "export", "--to", f"export-{exports}.csv"], cwd=course)
-        exports += 1
-        time.sleep(0.5)
-    for process in (first, second):
-        _, errors = process.communicate()
-        assert process.returncode == 0, errors
-    assert exports >= 1
-    for assignment, learners in ((A, CLASS), (B, CLASS_B)):
-        expected = {name: pytest.approx(s.scores) for s in learners for name in names[s.name]}
-        assert gradebook_grades(url, assignment) == expected
+class TestConcurrentCommands:
+    """A test of its own class, so that xdist (``--dist loadscope``) runs it beside the others."""
+
+    def test_two_batches_and_an_export_at_once_lose_and_duplicate_no_grade(self, server, cache, tmp_path,
+                                                                           monkeypatch):
+        url = postgres.create_database(server, "gradebook")
+        use_gradebook(tmp_path, monkeypatch, url)
+        course = tmp_path / "course"
+        course_with(course, [A, B])
+        shutil.copytree(cache, course / ".autograder-cache")
+        # Many learners, every one new to the gradebook and in both assignments: both batches
+        # create the same learners at the same moment (identical notebooks share cached results).
+        names = {s.name: [f"{s.name}-{i}" for i in range(10)] for s in CLASS + CLASS_B}
+        for learners in (CLASS, CLASS_B):
+            for submission in learners:
+                submit(course, [submission], names=names[submission.name])
+        first, second = batch(course, A, "--workers", "1"), batch(course, B, "--workers", "1")
+        exports = 0
+        while first.poll() is None or second.poll() is None:
+            run(["nbgrader", "export", "--to", f"export-{exports}.csv"], cwd=course)
+            exports += 1
+            time.sleep(0.5)
+        for process in (first, second):
+            _, errors = process.communicate()
+            assert process.returncode == 0, errors
+        assert exports >= 1
+        for assignment, learners in ((A, CLASS), (B, CLASS_B)):
+            expected = {name: pytest.approx(s.scores) for s in learners for name in names[s.name]}
+            assert gradebook_grades(url, assignment) == expected
 
 
 @pytest.mark.slow
-def test_three_shards_in_three_working_copies_grade_as_one_batch(server, cache, tmp_path, monkeypatch):
-    url = postgres.create_database(server, "gradebook")
-    use_gradebook(tmp_path, monkeypatch, url)
-    course = tmp_path / "course"
-    course_with(course, [A])
-    names = {s.name: [f"{s.name}-{i}" for i in range(3)] for s in CLASS}
-    for submission in CLASS:
-        submit(course, [submission], names=names[submission.name])
-    shutil.copytree(cache, course / ".autograder-cache")
-    copies = []
-    for index in range(3):
-        copy = tmp_path / f"copy-{index}"
-        shutil.copytree(course, copy)
-        copies.append(batch(copy, A, "--workers", "1", "--shard", f"{index}/3"))
-    for process in copies:
-        _, errors = process.communicate()
-        assert process.returncode == 0, errors
-    expected = {name: pytest.approx(s.scores) for s in CLASS for name in names[s.name]}
-    assert gradebook_grades(url, A) == expected
+class TestShards:
+    """A test of its own class, so that xdist (``--dist loadscope``) runs it beside the others."""
+
+    def test_three_shards_in_three_working_copies_grade_as_one_batch(self, server, cache, tmp_path, monkeypatch):
+        url = postgres.create_database(server, "gradebook")
+        use_gradebook(tmp_path, monkeypatch, url)
+        course = tmp_path / "course"
+        course_with(course, [A])
+        names = {s.name: [f"{s.name}-{i}" for i in range(3)] for s in CLASS}
+        for submission in CLASS:
+            submit(course, [submission], names=names[submission.name])
+        shutil.copytree(cache, course / ".autograder-cache")
+        copies = []
+        for index in range(3):
+            copy = tmp_path / f"copy-{index}"
+            shutil.copytree(course, copy)
+            copies.append(batch(copy, A, "--workers", "1", "--shard", f"{index}/3"))
+        for process in copies:
+            _, errors = process.communicate()
+            assert process.returncode == 0, errors
+        expected = {name: pytest.approx(s.scores) for s in CLASS for name in names[s.name]}
+        assert gradebook_grades(url, A) == expected
