@@ -12,6 +12,9 @@
 2. **Grading**: plain nbgrader autograde against the course's sandboxed grader, serially,
    and the course's class grader with 1 and 2 workers (see :func:`grading_benchmark`).
 3. **Book**: a clean build of the book against a rebuild with nothing changed.
+4. **Gradebook**: recording cached results into SQLite and PostgreSQL, with nbgrader's
+   connection per opening and with the batch's reused ones; a class graded into
+   PostgreSQL by one batch against two shards (see :func:`gradebook_benchmark`).
 
 Times vary with the machine and with whatever else runs on it, so the table's headline
 is the ratios, each next to the target it is held to. This is a measurement, not a test:
@@ -287,6 +290,125 @@ def grading_benchmark(sizes: Sizes, *, tiny: bool) -> list[Row]:
     ]
 
 
+def gradebook_course(folder: Path, db_url: str, learners: int, cache: Path | None) -> Path:
+    """A course folder whose gradebook is ``db_url``, holding ``learners`` copies of
+    assignment 01's reference submission (one cached result serves them all)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT))
+    import tasks
+    from submissions import SUBMISSIONS, source_notebook
+
+    assignment = "01-gradient-descent"
+    reference = next(s for s in SUBMISSIONS if s.assignment == assignment and s.name == "reference")
+    folder.mkdir(parents=True)
+    shutil.copy(ROOT / "nbgrader_config.py", folder)
+    with open(folder / "nbgrader_config.py", "a") as handle:
+        handle.write(f"\nc.CourseDirectory.db_url = {db_url!r}\n")
+    shutil.copytree(ROOT / "solutions" / assignment, folder / "solutions" / assignment)
+    subprocess.run([tasks.tool("nbgrader"), "generate_assignment", assignment, "--log-level=ERROR"],
+                   cwd=folder, env=tasks.venv_environ(), check=True, capture_output=True)
+    for index in range(learners):
+        reference.write(folder / "submitted" / f"learner{index:04d}" / assignment / source_notebook(assignment).name)
+    if cache is not None:
+        shutil.copytree(cache, folder / ".autograder-cache")
+    return folder
+
+
+def recording_seconds(folder: Path, reused: bool, processes: int = 1) -> float:
+    """Time ``python -m autograder.batch``'s recording step alone (every result cached),
+    in this process or shared by ``processes``."""
+    import contextlib
+
+    from autograder import batch
+
+    original = batch.reused_gradebook_connections
+    if not reused:
+        batch.reused_gradebook_connections = contextlib.nullcontext
+    try:
+        start = time.perf_counter()
+        recorded = (batch.record_in_parallel(folder, "01-gradient-descent", None, None, None, processes)
+                    if processes > 1 else batch.record(folder, "01-gradient-descent", None, None))
+        assert recorded, f"recording failed: see {folder}/results"
+        return time.perf_counter() - start
+    finally:
+        batch.reused_gradebook_connections = original
+
+
+def gradebook_benchmark(sizes: Sizes, *, tiny: bool) -> list[Row]:
+    """Benchmark 4: the gradebook. Recording N cached results (the batch's last step,
+    nbgrader's autograde converter) into SQLite and into PostgreSQL (a server started for
+    the run on 127.0.0.1), with nbgrader's own Gradebook openings (an engine, a connection
+    and a schema inspection each, about ten per submission) and with the batch's reused
+    connections; and a class graded into PostgreSQL by one batch of 2 workers against 2
+    shards of 1 worker each, run at once in two working copies.
+
+    Target: the shards at most 1.2× the one batch's time (sharding costs little)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT))
+    import postgres
+    import tasks
+
+    why = postgres.unavailable()
+    if why:
+        print(f"  gradebook benchmark skipped: {why}", file=sys.stderr)
+        return []
+    learners = 3 if tiny else 40
+    python = tasks.tool("python")
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch, postgres.server() as server:
+        scratch = Path(scratch)
+        warm = gradebook_course(scratch / "warm", "sqlite:///gradebook.db", 1, None)
+        timed([[python, "-m", "autograder.batch", "01-gradient-descent", "--workers", "1"]], warm)
+        cache = warm / ".autograder-cache"
+        recording_seconds(warm, True)  # imports nbgrader's converter, so no timed row pays for that
+        title = f"Gradebook, recording {learners} cached results"
+        seconds = {}
+        ways = [("nbgrader: a connection per opening", False, 1), ("reused connections", True, 1)]
+        for database in ("SQLite", "PostgreSQL"):
+            # SQLite takes one writer at a time: the batch records into it in one process.
+            for way, reused, processes in ways + ([("reused connections, 2 processes", True, 2)]
+                                                  if database == "PostgreSQL" else []):
+                label = f"{database}, {way}"
+                name = f"{database}-{reused}-{processes}".lower()
+                url = ("sqlite:///gradebook.db" if database == "SQLite"
+                       else postgres.create_database(server, name.replace("-", "_")))
+                folder = gradebook_course(scratch / name, url, learners, cache)
+                seconds[label] = recording_seconds(folder, reused, processes)
+                print(f"  recorded {learners} results, {label}, in {seconds[label]:.1f} s", file=sys.stderr)
+                row = Row(title, label, seconds[label], note=f"{seconds[label] / learners:.3f} s each")
+                if reused:
+                    before = seconds[f"{database}, nbgrader: a connection per opening"]
+                    row.ratio = f"{before / seconds[label]:.2f}× faster"
+                    if database == "PostgreSQL" and processes > 1:
+                        row.target, row.met = "≥ 10× faster", before / seconds[label] >= 10
+                rows.append(row)
+        from submissions import SUBMISSIONS, source_notebook
+
+        class_size = 2 if tiny else 12  # at most; assignment 01 has fewer predicted submissions
+        learners = [s for s in SUBMISSIONS if s.assignment == "01-gradient-descent"][:class_size]
+        title = f"Gradebook, grading {len(learners)} submissions of 01 into PostgreSQL"
+        folders = []
+        for name in ("batch", "shards"):
+            folder = gradebook_course(scratch / name, postgres.create_database(server, name), 0, None)
+            for s in learners:
+                s.write(folder / "submitted" / s.name / s.assignment / source_notebook(s.assignment).name)
+            folders.append(folder)
+        command = [python, "-m", "autograder.batch", "01-gradient-descent"]
+        one = timed([command + ["--workers", "2"]], folders[0])
+        # Each shard in a working copy of its own, as a Kubernetes pod would have.
+        shards = [folders[1], shutil.copytree(folders[1], scratch / "shards-copy")]
+        start = time.perf_counter()
+        running = [subprocess.Popen(command + ["--workers", "1", "--shard", f"{index}/2"], cwd=folder,
+                                    env=tasks.venv_environ(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                   for index, folder in enumerate(shards)]
+        assert all(process.wait() == 0 for process in running), "a shard failed"
+        two = time.perf_counter() - start
+        rows += [Row(title, "1 batch, 2 workers", one),
+                 Row(title, "2 shards, 1 worker each, at once", two, ratio=f"{two / one:.2f}× the batch's time",
+                     target="≤ 1.2×", met=two / one <= 1.2)]
+    return rows
+
+
 TINY_BOOK = {
     "_config.yml": "title: Tiny\nexecute:\n  execute_notebooks: cache\nonly_build_toc_files: true\n",
     "_toc.yml": "format: jb-book\nroot: index\n",
@@ -370,11 +492,11 @@ def table(rows: list[Row]) -> str:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="tiny sizes: checks the machinery")
-    parser.add_argument("--only", default="adam,grading,book",
-                        help="comma-separated benchmarks to run: adam, grading, book")
+    parser.add_argument("--only", default="adam,grading,book,gradebook",
+                        help="comma-separated benchmarks to run: adam, grading, book, gradebook")
     args = parser.parse_args(argv)
     chosen = args.only.split(",")
-    unknown = set(chosen) - {"adam", "grading", "book"}
+    unknown = set(chosen) - {"adam", "grading", "book", "gradebook"}
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     sizes = TINY if args.tiny else FULL
@@ -385,6 +507,8 @@ def main(argv: list[str]) -> None:
         rows += grading_benchmark(sizes, tiny=args.tiny)
     if "book" in chosen:
         rows += book_benchmark(sizes, tiny=args.tiny)
+    if "gradebook" in chosen:
+        rows += gradebook_benchmark(sizes, tiny=args.tiny)
     print(table(rows))
     print(f"\nMachine: {machine()}.")
 

@@ -60,10 +60,12 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # zip_collect: files downloaded from a learning-management system, named
 # <student-id>_<anything>_<notebook>.ipynb or <student-id>_<notebook>.ipynb (notebook names
-# in this course contain no underscores), where a student id is a letter or digit and up to
-# 63 letters, digits, dots, @ and hyphens (autograder.intake.LEARNER_ID); a file named
-# otherwise is not collected. Archives are unpacked entry by entry: an entry whose name
-# leaves the folder, or has a backslash or control character, is refused alone.
+# in this course contain no underscores and do not end in -<digits>), where a student id is
+# a letter or digit and up to 63 letters, digits, dots, @ and hyphens
+# (autograder.intake.LEARNER_ID); a file named otherwise is not collected. A re-submission
+# that the system renamed <notebook>-1.ipynb (Canvas does) is collected as <notebook>.ipynb.
+# Archives are unpacked entry by entry: an entry whose name leaves the folder, or has a
+# backslash or control character, is refused alone.
 c.ZipCollectApp.collector_plugin = "nbgrader.plugins.FileNameCollectorPlugin"
 c.FileNameCollectorPlugin.named_regexp = NAMED_REGEXP
 c.ZipCollectApp.extractor_plugin = "autograder.intake.CheckedExtractor"

@@ -61,6 +61,9 @@ def requirements_digest() -> str:
 SYSTEM_PACKAGES = [
     (("bwrap",), "bubblewrap", "the grader runs learners' code in a bubblewrap sandbox; without it, it refuses to grade"),
     (("chromium", "chromium-browser", "google-chrome"), "chromium", "the site tests drive a real browser; without it they are skipped"),
+    # Debian's postgresql-common puts pg_ctlcluster on PATH; elsewhere initdb is there.
+    (("pg_ctlcluster", "initdb"), "postgresql",
+     "the gradebook tests start a PostgreSQL server of their own; without it they are skipped"),
 ]
 
 

@@ -171,6 +171,8 @@ class IsolatedExecute(NbGraderPreprocessor):
     cpu_limit = Integer(Limits.cpu_seconds, help="CPU seconds the sandbox may use in all.").tag(config=True)
     process_limit = Integer(Limits.processes, help="Processes (and threads) the sandbox may run.").tag(config=True)
     use_cache = Bool(True, help="Reuse results already computed for the same submission and grader.").tag(config=True)
+    refresh_cache = Bool(False, help="Grade again even where a result is cached, and cache the new one.") \
+        .tag(config=True)
     cache_directory = Unicode(".autograder-cache", help="Where results are kept (relative to the course root).") \
         .tag(config=True)
     startup_timeout = Float(Limits.startup_seconds, help="The most a sandbox may take to start.").tag(config=True)
@@ -213,7 +215,7 @@ class IsolatedExecute(NbGraderPreprocessor):
         return Path(self.cache_directory) / key[:2] / f"{key}.json"
 
     def _cached(self, key: str):
-        if not self.use_cache:
+        if not self.use_cache or self.refresh_cache:
             return None
         try:
             return json.loads(self._path(key).read_text())

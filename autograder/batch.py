@@ -22,6 +22,12 @@ after ``nbgrader generate_assignment ASSIGNMENT``. It
    cell), a Gradescope-style ``<student>/results.json`` each, and ``checks.csv``, how
    many learners failed each check, most failed first.
 
+``--student ID`` grades and records one learner only, ``--ignore-cache`` grades again
+what the cache holds, and ``--shard I/N`` takes one of N shares of the class, so that N
+commands, in as many containers, grade a class into one gradebook (PostgreSQL, say).
+The configuration is nbgrader's: ``nbgrader_config.py`` on Jupyter's configuration
+search path, then the course's own.
+
 Killed part-way, it starts again where it stopped: finished submissions are found in the
 cache and not graded twice, and the gradebook keys each grade by learner and cell, so
 none is lost or counted twice.
@@ -30,6 +36,7 @@ none is lost or counted twice.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import ctypes
 import dataclasses
@@ -65,9 +72,22 @@ class Outcome:
 
 
 def course_config(root: Path):
-    from traitlets.config.loader import PyFileConfigLoader
+    """The configuration nbgrader's own commands see when run in ``root``: every
+    ``nbgrader_config.py`` on Jupyter's configuration search path (``jupyter --paths``:
+    ``~/.jupyter``, the environment's ``etc/jupyter``, ``/etc/jupyter``; the first found
+    wins), then the course's own file, which takes precedence over them all."""
+    import logging
 
-    return PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    from nbgrader.apps.baseapp import NbGrader
+
+    app = NbGrader(log=logging.getLogger(f"{__name__}.config"))
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        app.load_config_file()
+    finally:
+        os.chdir(cwd)
+    return app.config
 
 
 def coursedir(root: Path, config):
@@ -89,8 +109,10 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
-def grade_one(root: str, assignment: str, student: str, path: str, probe_timeout=None, timeout=None) -> Outcome:
-    """Sanitize and grade one notebook as ``nbgrader autograde`` would, filling the cache."""
+def grade_one(root: str, assignment: str, student: str, path: str, probe_timeout=None, timeout=None,
+              refresh=False) -> Outcome:
+    """Sanitize and grade one notebook as ``nbgrader autograde`` would, filling the cache
+    (grading it again, without reading the cache, when ``refresh``)."""
     import nbformat
     from nbgrader.converters import Autograde
 
@@ -99,6 +121,7 @@ def grade_one(root: str, assignment: str, student: str, path: str, probe_timeout
     start = time.monotonic()
     root = Path(root)
     config = grading_config(root, probe_timeout, timeout)
+    config.IsolatedExecute.refresh_cache = refresh
     notebook_id = Path(path).stem
     outcome = Outcome(student, notebook_id, assignment)
     resources = {"nbgrader": {"notebook": notebook_id, "assignment": assignment, "student": student,
@@ -203,18 +226,43 @@ def nbgrader(root: Path, args: list[str]) -> subprocess.CompletedProcess:
     return result
 
 
-def gradebook_scores(root: Path, config, assignment: str) -> dict[str, dict[str, float | None]]:
-    """Every student's autograded score per test cell, as the gradebook has it."""
+def gradebook_scores(root: Path, config, assignment: str) -> tuple[dict[str, dict[str, float | None]], dict[str, float]]:
+    """Every student's autograded score per test cell, and late penalty, as the gradebook
+    has them."""
     from nbgrader.api import Gradebook
 
-    scores = {}
+    scores, penalties = {}, {}
     with Gradebook(coursedir(root, config).db_url) as gradebook:
         for submission in gradebook.assignment_submissions(assignment):
+            penalties[submission.student.id] = float(submission.late_submission_penalty or 0.0)
             for notebook in submission.notebooks:
                 for grade in notebook.grades:
                     if grade.cell_type == "code":
                         scores.setdefault(submission.student.id, {})[grade.name] = grade.score
-    return scores
+    return scores, penalties
+
+
+def ensure_students(root: Path, config, students: list[str]) -> None:
+    """Put every learner in the gradebook before nbgrader records them: nbgrader creates a
+    student by looking it up, then inserting it, so two commands recording the same new
+    learner at once (two assignments' batches, shards of a class) would both insert, and
+    one would fail on the gradebook's unique key and lose that grade. Here the loser of
+    that race rolls back and finds the row the winner wrote."""
+    from nbgrader.api import Gradebook, InvalidEntry, MissingEntry
+
+    with Gradebook(coursedir(root, config).db_url) as gradebook:
+        for student in students:
+            for _ in range(3):
+                try:
+                    gradebook.find_student(student)
+                    break
+                except MissingEntry:
+                    pass
+                try:
+                    gradebook.add_student(student)
+                    break
+                except InvalidEntry:  # written meanwhile by another command; add_student rolled back
+                    continue
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -224,17 +272,35 @@ def atomic_write(path: Path, text: str) -> None:
     os.replace(handle.name, path)
 
 
-def results_json(outcome: Outcome) -> dict:
-    """A Gradescope-style result: the total, and a test per test cell with its report."""
+def results_json(outcome: Outcome, penalty: float = 0.0, hidden_visibility: str = "after_due_date") -> dict:
+    """Gradescope's format: the total (less a late penalty, as ``nbgrader export`` counts
+    it); per test cell, a visible test with its score, status and the report of its
+    visible checks, and apart a test with the report of its hidden checks, shown
+    ``hidden_visibility``.
+
+    A course test cell calls ``grade()`` once in the open, then again in its hidden tests
+    (the judge accepts no other form), so a cell's first report is its visible one."""
     from .runner import report_from_output
 
     tests = []
     for key, points in outcome.points.items():
-        text = "\n\n".join(report_from_output(r).as_text() for r in outcome.reports.get(key, []))
-        tests.append({"name": key, "score": outcome.scores.get(key, 0.0), "max_score": points,
-                      "output": text or "no report: the checks did not run (see the notebook's feedback)"})
-    return {"score": round(sum(outcome.scores.values()), 4), "execution_time": round(outcome.seconds, 2),
-            "output": outcome.error, "tests": tests}
+        reports = [report_from_output(r) for r in outcome.reports.get(key, [])]
+        score = outcome.scores.get(key, 0.0)
+        tests.append({"name": key, "score": score, "max_score": points,
+                      "status": "passed" if score >= points else "failed", "visibility": "visible",
+                      "output": reports[0].as_text() if reports
+                      else "no report: the checks did not run (see the notebook's feedback)"})
+        if len(reports) > 1:
+            failed = any(check.status == "failed" for report in reports[1:] for check in report.checks)
+            tests.append({"name": f"{key}: hidden tests", "status": "failed" if failed else "passed",
+                          "visibility": hidden_visibility,
+                          "output": "\n\n".join(report.as_text() for report in reports[1:])})
+    raw = sum(outcome.scores.values())
+    output = outcome.error
+    if penalty:
+        output = "\n".join(filter(None, [output, f"late: {penalty:g} point(s) off {raw:g}"]))
+    return {"score": round(max(0.0, raw - penalty), 4), "execution_time": round(outcome.seconds, 2),
+            "output": output, "tests": tests}
 
 
 def check_summary(outcomes: list[Outcome]) -> list[dict]:
@@ -256,15 +322,20 @@ def check_summary(outcomes: list[Outcome]) -> list[dict]:
     return sorted(rows, key=lambda r: (-r["failed"], r["part"], r["check"]))
 
 
-def write_results(root: Path, assignment: str, outcomes: list[Outcome], recorded: dict) -> Path:
+def write_results(root: Path, assignment: str, outcomes: list[Outcome], recorded: dict,
+                  penalties: dict[str, float] | None = None) -> Path:
+    """``grades.csv`` and ``checks.csv`` in ``results/ASSIGNMENT/``; a total is the cells'
+    sum less the late penalty, at least 0, as ``nbgrader export`` counts it."""
     folder = root / "results" / assignment
+    penalties = penalties or {}
     cells = sorted({key for o in outcomes for key in o.points})
-    lines = [["student", "notebook", "total", "max_score", *cells, "problem"]]
+    lines = [["student", "notebook", "total", "max_score", "late_penalty", *cells, "problem"]]
     for outcome in sorted(outcomes, key=lambda o: o.student):
         scores = recorded.get(outcome.student, {})
         row = [scores.get(k, outcome.scores.get(k)) for k in cells]
-        total = sum(v or 0.0 for v in row)
-        lines.append([outcome.student, outcome.notebook, round(total, 4), sum(outcome.points.values()),
+        penalty = penalties.get(outcome.student, 0.0)
+        total = max(0.0, sum(v or 0.0 for v in row) - penalty)
+        lines.append([outcome.student, outcome.notebook, round(total, 4), sum(outcome.points.values()), penalty,
                       *["" if v is None else v for v in row], outcome.error])
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, newline="", suffix=".tmp") as handle:
@@ -289,11 +360,83 @@ def grading_config(root: Path, probe_timeout: int | None = None, timeout: int | 
     return config
 
 
-def record(root: Path, assignment: str, probe_timeout: int | None, timeout: int | None) -> bool:
+@contextlib.contextmanager
+def reused_gradebook_connections():
+    """Within it, nbgrader's ``Gradebook`` objects of this process share one engine (and
+    its pool of connections) per database, and check the schema once.
+
+    nbgrader opens a ``Gradebook`` about ten times per submission it records, and each
+    opening creates an engine, connects, and inspects every table of the schema: most of
+    the time recording takes on SQLite, and nearly all of it on PostgreSQL, where each of
+    those is a round trip to the server. The data nbgrader writes, and when it commits,
+    are unchanged."""
+    import nbgrader.api
+    from sqlalchemy.orm import scoped_session, sessionmaker
+
+    original = nbgrader.api.Gradebook
+    engines = {}
+
+    class Reused(original):
+        def __init__(self, db_url, course_id="default_course", authenticator=None):
+            if db_url not in engines:
+                original.__init__(self, db_url, course_id, authenticator)
+                engines[db_url] = self.engine
+                return
+            self.engine = engines[db_url]
+            self.db = scoped_session(sessionmaker(autoflush=True, bind=self.engine, future=True))
+            self.check_course(course_id=course_id)
+            self.course_id = course_id
+            self.authenticator = authenticator
+
+        def close(self):
+            self.db.remove()
+
+    modules = [module for module in list(sys.modules.values())
+               if getattr(module, "__name__", "").startswith(("nbgrader.", "autograder."))
+               and getattr(module, "Gradebook", None) is original]
+    for module in modules:
+        module.Gradebook = Reused
+    try:
+        yield
+    finally:
+        for module in modules:
+            module.Gradebook = original
+        for engine in engines.values():
+            engine.dispose()
+
+
+def submitters(root: Path, config, assignment: str) -> list[str]:
+    """Every learner with a folder ``submitted/<student>/ASSIGNMENT/``."""
+    base = root / coursedir(root, config).submitted_directory
+    return sorted(p.name for p in base.iterdir() if (p / assignment).is_dir()) if base.is_dir() else []
+
+
+def record_in_parallel(root: Path, assignment: str, probe_timeout: int | None, timeout: int | None,
+                       students: list[str] | None, workers: int) -> bool:
+    """Record as :func:`record` does, in ``workers`` forked processes that each take a
+    share of the learners (every one, or ``students``), when the gradebook is a database
+    server (PostgreSQL): one process spends most of its time waiting on round trips that
+    others can overlap, and nbgrader writes each learner's grades in rows of their own.
+    SQLite takes one writer at a time, so there this process records them all."""
+    config = grading_config(root, probe_timeout, timeout)
+    chosen = [s for s in submitters(root, config, assignment) if students is None or s in students]
+    shares = [chosen[index::workers] for index in range(min(workers, len(chosen)))]
+    if len(shares) < 2 or coursedir(root, config).db_url.startswith("sqlite"):
+        return record(root, assignment, probe_timeout, timeout, students)
+    import multiprocessing
+
+    # Forked, like the grading workers: nothing here holds a connection or a thread now.
+    with multiprocessing.get_context("fork").Pool(len(shares)) as pool:
+        return all(pool.starmap(record, [(root, assignment, probe_timeout, timeout, share) for share in shares]))
+
+
+def record(root: Path, assignment: str, probe_timeout: int | None, timeout: int | None,
+           students: list[str] | None = None) -> bool:
     """Record ``assignment``'s grades as ``nbgrader autograde ASSIGNMENT --force`` does, with
     nbgrader's own converter in this process (every result comes from the cache, so no
-    sandbox starts). Its log is appended to ``results/nbgrader.log``. True if nbgrader
-    processed every submission without an error."""
+    sandbox starts), for every learner or only ``students``. Its log is appended to
+    ``results/nbgrader.log``. True if nbgrader processed every submission without an
+    error."""
     import logging
 
     from nbgrader.converters import Autograde, NbGraderException
@@ -307,18 +450,31 @@ def record(root: Path, assignment: str, probe_timeout: int | None, timeout: int 
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
     log.addHandler(handler)
-    log.info("nbgrader autograde %s --force", assignment)
+    log.info("nbgrader autograde %s --force%s", assignment,
+             "".join(f" --student {s}" for s in students or []))
     cwd = os.getcwd()
     os.chdir(root)
     # nbgrader's warnings (SQLAlchemy's, say) belong in its log with the rest, not on the screen.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
         try:
-            directory = coursedir(root, config)
-            directory.assignment_id = assignment
-            converter = Autograde(coursedir=directory, config=config, log=log)
-            converter.force = True
-            converter.start()
+            everyone = submitters(root, config, assignment)
+            # nbgrader takes one student pattern, and a comma-separated list to leave out.
+            if students is None:
+                patterns = [("*", "")]
+            elif any("," in student for student in everyone):
+                patterns = [(student, "") for student in students]
+            else:
+                patterns = [("*", ",".join(s for s in everyone if s not in students))]
+            with reused_gradebook_connections():
+                for pattern, excluded in patterns:
+                    directory = coursedir(root, config)
+                    directory.assignment_id = assignment
+                    directory.student_id = pattern
+                    directory.student_id_exclude = excluded
+                    converter = Autograde(coursedir=directory, config=config, log=log)
+                    converter.force = True
+                    converter.start()
             return True
         except NbGraderException:
             return False
@@ -334,6 +490,26 @@ def record(root: Path, assignment: str, probe_timeout: int | None, timeout: int 
             handler.close()
 
 
+def shard(text: str) -> tuple[int, int]:
+    """``I/N`` from the command line, with 0 <= I < N."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not I/N (shard I of N, from 0)") from None
+    if not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"shard {text}: I must be at least 0 and less than N")
+    return index, count
+
+
+def in_shard(student: str, index: int, count: int) -> bool:
+    """Whether ``student`` belongs to shard ``index`` of ``count``: decided by a digest of
+    the id alone, so every command, whatever it sees, agrees, and all of a learner's
+    assignments land in one shard."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(student.encode()).digest()[:8], "big") % count == index
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder.batch", description=__doc__.split("\n\n")[0])
     parser.add_argument("assignments", nargs="+", metavar="ASSIGNMENT",
@@ -343,6 +519,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="submissions graded at once")
     parser.add_argument("--probe-timeout", type=int, help="override IsolatedExecute.probe_timeout (seconds)")
     parser.add_argument("--timeout", type=int, help="override IsolatedExecute.timeout (seconds)")
+    parser.add_argument("--student", action="append", default=[], metavar="ID",
+                        help="grade and record only this learner's submission (may repeat)")
+    parser.add_argument("--ignore-cache", action="store_true",
+                        help="grade every submission again, replacing the results cached in .autograder-cache/")
+    parser.add_argument("--hidden-visibility", default="after_due_date",
+                        choices=("visible", "hidden", "after_due_date", "after_published"),
+                        help="when Gradescope shows learners the reports of hidden tests in results.json "
+                             "(default: %(default)s)")
+    parser.add_argument("--shard", type=shard, metavar="I/N",
+                        help="grade only shard I of N (from 0): every N-th learner, in order of id, so that "
+                             "N commands (a Kubernetes Indexed Job's pods, say) share a class and one gradebook")
     args = parser.parse_args(argv)
     assignments = list(dict.fromkeys(args.assignments))
     if args.zip and len(assignments) > 1:
@@ -386,11 +573,19 @@ def main(argv: list[str] | None = None) -> int:
     work = []
     for assignment in assignments:
         found = submissions(root, config, assignment)
+        if args.student:
+            found = [(student, path) for student, path in found if student in args.student]
+        if args.shard:
+            found = [(student, path) for student, path in found if in_shard(student, *args.shard)]
         if not found:
             print(f"{'error' if len(assignments) == 1 else 'warning'}: nothing to grade in "
                   f"submitted/*/{assignment}/", file=sys.stderr)
         work += [(assignment, student, path) for student, path in found]
     if not work:
+        if args.shard:
+            print(f"shard {args.shard[0]}/{args.shard[1]} holds none of these learners: nothing to do",
+                  file=sys.stderr)
+            return 0
         return 2
     graded = [a for a in assignments if any(item[0] == a for item in work)]
     print(f"Grading {len(work)} submission(s) of {', '.join(graded)} on {args.workers} worker(s)",
@@ -399,19 +594,24 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     for assignment in graded:
         mine = [o for o in outcomes if o.assignment == assignment]
-        recorded_all = record(root, assignment, args.probe_timeout, args.timeout)
-        status = max(status, report(root, config, assignment, mine, recorded_all))
+        students = sorted({o.student for o in mine})
+        ensure_students(root, config, students)
+        only = students if args.student or args.shard else None
+        recorded_all = record_in_parallel(root, assignment, args.probe_timeout, args.timeout, only, args.workers)
+        status = max(status, report(root, config, assignment, mine, recorded_all, args.hidden_visibility))
     return status
 
 
-def report(root: Path, config, assignment: str, outcomes: list[Outcome], recorded_all: bool) -> int:
+def report(root: Path, config, assignment: str, outcomes: list[Outcome], recorded_all: bool,
+           hidden_visibility: str = "after_due_date") -> int:
     """Write ``results/ASSIGNMENT/`` and say how it went: 0 if every submission was graded
     and recorded, else 1."""
-    recorded = gradebook_scores(root, config, assignment)
-    folder = write_results(root, assignment, outcomes, recorded)
+    recorded, penalties = gradebook_scores(root, config, assignment)
+    folder = write_results(root, assignment, outcomes, recorded, penalties)
     for outcome in outcomes:
         if outcome.points or outcome.error:
-            atomic_write(folder / outcome.student / "results.json", json.dumps(results_json(outcome), indent=2))
+            result = results_json(outcome, penalties.get(outcome.student, 0.0), hidden_visibility)
+            atomic_write(folder / outcome.student / "results.json", json.dumps(result, indent=2))
     missing = [o.student for o in outcomes if not o.error and o.student not in recorded]
     cached = sum(o.cached for o in outcomes)
     print(f"Done: {len(outcomes)} graded ({cached} from earlier runs), results in {folder.relative_to(root)}/",
@@ -455,7 +655,8 @@ def grade_all(root: Path, args, work: list[tuple[str, str, Path]]) -> list[Outco
         attempts += 1
         try:
             with ProcessPoolExecutor(args.workers, mp_context=context, initializer=_init_worker) as pool:
-                futures = {pool.submit(grade_one, str(root), *item, args.probe_timeout, args.timeout): item
+                futures = {pool.submit(grade_one, str(root), *item, args.probe_timeout, args.timeout,
+                                       args.ignore_cache): item
                            for item in pending}
                 for future in as_completed(futures):
                     assignment, student, path = futures[future]

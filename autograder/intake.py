@@ -108,7 +108,9 @@ class CheckedCollect(ExchangeCollect):
 LEARNER_ID = r"[A-Za-z0-9][A-Za-z0-9.@-]{0,63}"
 #: zip_collect's file names, <id>_<anything>_<notebook>.ipynb or <id>_<notebook>.ipynb
 #: (``c.FileNameCollectorPlugin.named_regexp``); notebook names have no underscore.
-NAMED_REGEXP = rf".*/(?P<student_id>{LEARNER_ID})_(?:[^/]*_)?(?P<file_id>[A-Za-z0-9][A-Za-z0-9.-]*\.ipynb)$"
+#: A re-submission the system renamed <notebook>-1.ipynb (Canvas does) is collected as
+#: <notebook>.ipynb: no notebook of the course ends in -<digits>.
+NAMED_REGEXP = rf".*/(?P<student_id>{LEARNER_ID})_(?:[^/]*_)?(?P<file_id>[A-Za-z0-9][A-Za-z0-9.-]*?)(?:-\d+)?\.ipynb$"
 #: The largest file an archive entry may unpack to.
 MAX_ENTRY = 64 * 2**20
 

@@ -113,8 +113,10 @@ def test_the_results_hold_a_row_per_learner_and_gradescopes_format(course, assig
         assert float(rows[submission.name]["total"]) == pytest.approx(submission.total)
         result = json.loads((results / submission.name / "results.json").read_text())
         assert result["score"] == pytest.approx(submission.total)
-        assert {t["name"] for t in result["tests"]} == set(submission.scores)
+        visible = {t["name"]: t for t in result["tests"] if t["visibility"] == "visible"}
+        assert {key: t["score"] for key, t in visible.items()} == pytest.approx(submission.scores)
         assert all(t["output"] for t in result["tests"])
+        assert {t["visibility"] for t in result["tests"]} == {"visible", "after_due_date"}
     with open(results / "checks.csv", newline="") as handle:
         checks = list(csv.DictReader(handle))
     assert checks and int(checks[0]["failed"]) >= int(checks[-1]["failed"])

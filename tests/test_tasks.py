@@ -93,3 +93,16 @@ def test_a_changed_extension_rewrites_every_page_but_executes_nothing_again(cour
     (course / "book" / "_ext" / "helper.py").write_text("def setup(app): return {}\n")
     assert "--all" in tasks.book_command()
     assert cached_pages(course) == set(PAGES)
+
+
+def test_setup_installs_postgresql_where_it_is_missing(monkeypatch):
+    """The gradebook tests need a PostgreSQL server: setup installs Debian's package like
+    bubblewrap, and names it where it cannot."""
+    monkeypatch.setattr(tasks.shutil, "which", lambda name: None if name in ("pg_ctlcluster", "initdb")
+                        else f"/usr/bin/{name}")
+    monkeypatch.setattr(tasks.os, "geteuid", lambda: 1000)
+    notes = []
+    monkeypatch.setattr(tasks, "log", notes.append)
+    tasks.ensure_system_packages()
+    assert notes == ["note: install postgresql with your package manager (the gradebook tests start a "
+                     "PostgreSQL server of their own; without it they are skipped)"]
