@@ -624,9 +624,10 @@ SUBMISSIONS = [
     Hostile(
         "keyring-fetches-a-solution",
         "gd_step is left unwritten and instead runs whatever step another learner left in the "
-        "keyring: no sandbox can reach a keyring, so it finds nothing and gd-step earns 0",
+        "keyring: the judge reads the exec of fetched code in its syntax tree and grades nothing "
+        "(had it run, no sandbox can reach a keyring: tests/test_sandbox.py), so gd-step earns 0",
         edited(replace_in("gd-step-code", "    with torch.no_grad():\n", KEYRING_FETCH + "    with torch.no_grad():\n")),
-        with_scores(FULL, gd_step=0.0), ("nobody left a step in the keyring (refused: EPERM)",),
+        with_scores(FULL, gd_step=0.0), ("this part asks you to write the update yourself",),
     ),
     Hostile(
         "namespaces-and-mounts",
