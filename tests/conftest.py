@@ -101,10 +101,29 @@ def build_book(shared: Path) -> dict:
 _background: list[subprocess.Popen] = []
 
 
+def pytest_addoption(parser):
+    parser.addoption("--release", action="store_true",
+                     help="also run the checks marked release (CI runs them: python3 tasks.py test --release -m release)")
+
+
+def skip_release_checks(config, items) -> None:
+    """Checks marked ``release`` run only with ``--release``, and say so when skipped."""
+    if config.getoption("release"):
+        return
+    skip = pytest.mark.skip(reason="a release check: runs with python3 tasks.py test --release (CI runs it)")
+    for item in items:
+        if "release" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.hookimpl(trylast=True)  # after -m and -k have deselected
 def pytest_collection_modifyitems(session, config, items):
-    """When tests that need the book are selected, the book starts building at once, in
+    """Release checks are skipped unless asked for (:func:`skip_release_checks`).
+
+    When tests that need the book are selected, the book starts building at once, in
     the background, rather than when the first of them asks for it (a worker would wait
     for it idle). Whoever comes first builds; the others wait for its record."""
+    skip_release_checks(config, items)
     if not any("book" in getattr(item, "fixturenames", ()) for item in items):
         return
     from filelock import FileLock

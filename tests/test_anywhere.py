@@ -79,6 +79,7 @@ print(json.dumps(results))
 """
 
 
+@pytest.mark.release
 def test_a_notebook_installs_the_grader_anywhere_and_grades_from_any_folder(tmp_path):
     """Like Colab: a Python with torch, numpy and matplotlib but not the grader. The first
     notebook's setup cell installs the grader (from a clean clone at the notebook's version,

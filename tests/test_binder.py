@@ -33,6 +33,7 @@ def test_binder_runs_the_courses_python():
 
 
 @pytest.mark.slow
+@pytest.mark.release
 def test_every_binder_requirement_has_a_wheel_for_binders_python(tmp_path):
     """pip resolves .binder/requirements.txt for Binder's Python and platform from wheels
     alone, without installing anything (its indexes: PyPI and PyTorch's CPU wheels)."""

@@ -254,6 +254,7 @@ class TestConcurrentCommands:
 
 
 @pytest.mark.slow
+@pytest.mark.release
 class TestShards:
     """A test of its own class, so that xdist (``--dist loadscope``) runs it beside the others."""
 
