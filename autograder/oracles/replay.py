@@ -64,9 +64,11 @@ def make_schedule(
     params_per_group: int = 3,
     missing_grad_prob: float = 0.2,
     lr_range: tuple[float, float] = (1e-3, 0.3),
+    shape: Callable[[torch.Generator], tuple[int, ...]] = random_shape,
 ) -> Schedule:
-    """A random :class:`Schedule` for ``seed``: random shapes, per-group learning rates,
-    some missing gradients, and each group's learning rate changed once mid-run."""
+    """A random :class:`Schedule` for ``seed``: random shapes (drawn by ``shape``),
+    per-group learning rates, some missing gradients, and each group's learning rate
+    changed once mid-run."""
     gen = torch.Generator().manual_seed(seed)
 
     def tensor(shape):
@@ -75,7 +77,7 @@ def make_schedule(
     def uniform(lo, hi):
         return lo + (hi - lo) * float(torch.rand((), generator=gen, dtype=F64))
 
-    shapes = [[random_shape(gen) for _ in range(params_per_group)] for _ in range(groups)]
+    shapes = [[shape(gen) for _ in range(params_per_group)] for _ in range(groups)]
     initial = [[tensor(s) for s in group] for group in shapes]
     lrs = [uniform(*lr_range) for _ in range(groups)]
     grads = []
