@@ -20,11 +20,6 @@ DTYPES = [torch.float32, torch.float64]
 F64 = torch.float64
 
 
-def matrix_shape(gen):
-    """A matrix, square, tall or wide, of 1 to 8 rows and columns."""
-    return tuple(int(n) for n in torch.randint(1, 9, (2,), generator=gen))
-
-
 #: Each torch optimizer, its oracle and defaults, and per-group options that reach every
 #: branch of its rule (decay coupled and decoupled, maximize, its own constants).
 CASES = {
@@ -64,7 +59,7 @@ def test_equation_is_torch_through_the_scripted_run(name, seed, dtype, device, o
 def test_muon_equation_is_torch_given_its_orthogonalization(seed, dtype, device, options):
     """torch.optim.Muon orthogonalizes in bfloat16; given that same function, the rest of
     its rule (momentum, Nesterov, decay, the learning rate's adjustment) is the oracle's."""
-    schedule = oracles.make_schedule(seed, dtype, device, steps=15, shape=matrix_shape)
+    schedule = oracles.make_schedule(seed, dtype, device, steps=15, shape=beyond.matrix_shape)
     expected = oracles.replay(lambda groups: torch.optim.Muon(groups, lr=1e-3), schedule, group_options=options)
 
     def torchs(update):

@@ -44,6 +44,12 @@ MUON_DEFAULTS = dict(lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
 RADAM_THRESHOLD = 5.0
 
 
+def matrix_shape(gen: torch.Generator) -> tuple[int, int]:
+    """A matrix of 1 to 8 rows and columns, square, tall or wide: a shape Muon takes
+    (``make_schedule``'s ``shape``)."""
+    return tuple(int(n) for n in torch.randint(1, 9, (2,), generator=gen))
+
+
 def _decay(theta, g, hyper):
     """Weight decay as torch's RAdam and NAdam apply it: decoupled (θ ← θ(1 − ηλ)) or
     added to the gradient (g ← g + λθ)."""
@@ -182,19 +188,21 @@ def lion_step(theta, g, state, hyper):
 
 
 def newton_schulz(G: torch.Tensor, steps: int = 5, *, coefficients=NS_COEFFICIENTS, eps: float = 1e-7,
-                  dtype: torch.dtype = F64) -> torch.Tensor:
+                  dtype: torch.dtype = F64, normalized: bool = True) -> torch.Tensor:
     """Muon's orthogonalization of a matrix G, in ``dtype``: X₀ = G/max(‖G‖_F, ε) (so every
     singular value is at most 1), transposed first if G is tall so that A = XXᵀ is the
     smaller Gram matrix; then ``steps`` times X ← aX + (bA + cA²)X. Each singular value σ
     of X goes to p(σ) = aσ + bσ³ + cσ⁵, which pushes it towards 1 (the coefficients make
     p'(0) = a large, so small ones grow fast) while the singular vectors stay: the result
-    is close to UVᵀ for G = USVᵀ."""
+    is close to UVᵀ for G = USVᵀ. ``normalized=False`` leaves out the division (for a
+    G already scaled otherwise)."""
     a, b, c = coefficients
     X = G.detach().to(dtype)
     tall = X.shape[0] > X.shape[1]
     if tall:
         X = X.T
-    X = X / X.norm().clamp(min=eps)
+    if normalized:
+        X = X / X.norm().clamp(min=eps)
     for _ in range(steps):
         A = X @ X.T
         X = a * X + (b * A + c * A @ A) @ X
