@@ -2,7 +2,7 @@
 
 A chapter starts the same way (the figures' style, the device, one CPU thread, a seed),
 puts the numbers its prose quotes into the text with myst-nb's ``glue``, and two chapters
-share their test problems (Rosenbrock's function, 2-D quadratics). Nothing here is an
+share their test problems (Rosenbrock's function, 2-D quadratics, the two spirals). Nothing here is an
 optimizer or an idea a chapter teaches: those are written out on the pages.
 """
 
@@ -96,6 +96,25 @@ def spd_matrix(lam_min: float, lam_max: float, angle: float = math.pi / 6):
     eigenvectors rotated by ``angle`` off the coordinate axes."""
     Q = rotation(angle)
     return Q @ np.diag([lam_min, lam_max]) @ Q.T
+
+
+def two_spirals(n_per_class, turns, noise, generator):
+    """Points on two interleaved spiral arms (classes 0 and 1), plus noise."""
+    points, classes = [], []
+    max_angle = 0.5 + 2 * math.pi * turns
+    for c in (0, 1):
+        angle = 0.5 + 2 * math.pi * turns * torch.rand(
+            n_per_class, generator=generator
+        )
+        radius = 2.5 * angle / max_angle
+        direction = torch.stack(
+            [torch.cos(angle + c * math.pi), torch.sin(angle + c * math.pi)],
+            dim=1,
+        )
+        noise_xy = noise * torch.randn(n_per_class, 2, generator=generator)
+        points.append(radius[:, None] * direction + noise_xy)
+        classes.append(torch.full((n_per_class,), c))
+    return torch.cat(points), torch.cat(classes)
 
 
 def explorable(name: str, data: dict, caption: str):

@@ -95,6 +95,7 @@ ALGORITHMS = {
     "book/04-adam": ["alg-adam", "alg-adamw", "alg-amsgrad"],
     "book/05-schedules": ["alg-cosine"],
     "book/06-fast-adam": ["alg-flat-adam"],
+    "book/08-beyond-adam": ["alg-radam", "alg-nadam", "alg-adamax", "alg-adafactor", "alg-lion", "alg-muon"],
 }
 
 
@@ -127,6 +128,11 @@ PAPERS_TAUGHT = {
     "duchi2011adaptive": ("Duchi", "Adaptive Subgradient Methods for Online Learning and "
                           "Stochastic Optimization"),
     "nesterov1983method": ("Nesterov", "A Method of Solving a Convex Programming Problem"),
+    "liu2020variance": ("Liu", "On the Variance of the Adaptive Learning Rate and Beyond"),
+    "dozat2016incorporating": ("Dozat", "Incorporating Nesterov Momentum into Adam"),
+    "shazeer2018adafactor": ("Shazeer", "Adafactor: Adaptive Learning Rates with Sublinear Memory Cost"),
+    "chen2023symbolic": ("Chen", "Symbolic Discovery of Optimization Algorithms"),
+    "jordan2024muon": ("Jordan", "Muon: An Optimizer for Hidden Layers in Neural Networks"),
 }
 
 
