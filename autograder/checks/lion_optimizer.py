@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from autograder import oracles
-from autograder.checks import _optimizer
+from autograder.checks import _beyond, _optimizer
 from autograder.feedback import Mismatch
 from autograder.oracles import beyond
 
@@ -78,19 +78,11 @@ def group_options(seed):
             for _ in range(2)]
 
 
-def equation(schedule, options, step=beyond.lion_step, **extra):
-    return beyond.equation(step, schedule, options, defaults=DEFAULTS, constructor=dict(lr=1e-3), **extra)
-
-
 def compare(submission, schedule, dtype, options, *, reload_at=None):
     __tracebackhide__ = True  # pytest need not print the schedule's tensors
-    history = _optimizer.drive(submission, schedule, name=NAME, hints=HINTS, group_options=options,
-                               reload_at=reload_at)
-    variants = {sentence: (lambda m=m: equation(schedule, options, mistaken_step, mistake=m))
-                for sentence, m in MISTAKES.items()}
-    variants.update(_optimizer.learning_rate_mistakes(lambda s: equation(s, options), schedule))
-    _optimizer.explain_divergence(history, equation(schedule, options), schedule, dtype, variants,
-                                  reference="Lion's Algorithm 2")
+    _beyond.compare(submission, schedule, dtype, options, name=NAME, hints=HINTS, step=beyond.lion_step,
+                    defaults=DEFAULTS, mistaken_step=mistaken_step, mistakes=MISTAKES,
+                    reference="Lion's Algorithm 2", reload_at=reload_at)
 
 
 def check_is_a_torch_optimizer_with_lions_defaults(submission):

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from autograder import oracles
-from autograder.checks import _optimizer
+from autograder.checks import _beyond, _optimizer
 from autograder.feedback import Mismatch, call_submission
 from autograder.oracles import beyond
 from autograder.probe import probe
@@ -85,20 +85,11 @@ MISTAKES = {
 }
 
 
-def equation(schedule, options, step=beyond.muon_step, **extra):
-    return beyond.equation(step, schedule, options, defaults=beyond.MUON_DEFAULTS, constructor=dict(lr=1e-3),
-                           **extra)
-
-
 def compare(submission, schedule, dtype, options, *, reload_at=None):
     __tracebackhide__ = True  # pytest need not print the schedule's tensors
-    history = _optimizer.drive(submission, schedule, name=NAME, hints=HINTS, group_options=options,
-                               reload_at=reload_at)
-    variants = {sentence: (lambda m=m: equation(schedule, options, mistaken_step, mistake=m))
-                for sentence, m in MISTAKES.items()}
-    variants.update(_optimizer.learning_rate_mistakes(lambda s: equation(s, options), schedule))
-    _optimizer.explain_divergence(history, equation(schedule, options), schedule, dtype, variants,
-                                  reference="torch.optim.Muon's rule (Newton–Schulz in float64)")
+    _beyond.compare(submission, schedule, dtype, options, name=NAME, hints=HINTS, step=beyond.muon_step,
+                    defaults=beyond.MUON_DEFAULTS, mistaken_step=mistaken_step, mistakes=MISTAKES,
+                    reference="torch.optim.Muon's rule (Newton–Schulz in float64)", reload_at=reload_at)
 
 
 @probe
