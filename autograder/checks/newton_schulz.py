@@ -12,7 +12,11 @@ The Gram matrix must be formed on the short side: the check measures, with
 
 import pytest
 import torch
-from torch.optim._muon import _zeropower_via_newtonschulz
+
+try:  # torch.optim.Muon is recent: with an older torch, bfloat16 is judged by the oracle alone
+    from torch.optim._muon import _zeropower_via_newtonschulz
+except ImportError:
+    _zeropower_via_newtonschulz = None
 
 from autograder.checks import _fast_adam
 from autograder.feedback import Mismatch, call_submission, describe, expect_close
@@ -112,12 +116,16 @@ def check_bfloat16_as_torch_muon_computes_it(submission, seed):
             raise Mismatch(f"for a {'x'.join(map(str, G.shape))} G the result is "
                            f"{'x'.join(map(str, X.shape))}. Likely mistake: a tall matrix is "
                            "transposed before the iteration but not transposed back.")
-        torchs = _zeropower_via_newtonschulz(G, beyond.NS_COEFFICIENTS, 5, 1e-7)
-        gap = float((X.double() - torchs.double()).norm() / torchs.double().norm())
-        if not gap < BFLOAT16_RELATIVE:
-            raise Mismatch(f"in bfloat16, for a {'x'.join(map(str, G.shape))} G, the result differs from "
-                           f"torch.optim.Muon's orthogonalization by {gap:.2g} of its norm (bfloat16's "
-                           f"rounding explains up to {BFLOAT16_RELATIVE}).")
+        references = {"the iteration in float64": beyond.newton_schulz(G, 5)}
+        if _zeropower_via_newtonschulz is not None:
+            references["torch.optim.Muon's orthogonalization"] = _zeropower_via_newtonschulz(
+                G, beyond.NS_COEFFICIENTS, 5, 1e-7)
+        for what, reference in references.items():
+            gap = float((X.double() - reference.double()).norm() / reference.double().norm())
+            if not gap < BFLOAT16_RELATIVE:
+                raise Mismatch(f"in bfloat16, for a {'x'.join(map(str, G.shape))} G, the result differs from "
+                               f"{what} by {gap:.2g} of its norm (bfloat16's rounding explains up to "
+                               f"{BFLOAT16_RELATIVE}).")
         singular = torch.linalg.svdvals(X.double())
         if not (0.5 < float(singular.min()) and float(singular.max()) < 1.5):
             raise Mismatch(f"in bfloat16, the singular values of the result span "
