@@ -76,15 +76,15 @@ SUBMISSIONS = [
     # matrix (3 of 4); Muon's results are right.
     Submission(
         "newton-schulz-on-the-long-side", A, with_scores(FULL, newton_schulz=2.25), cell=NS,
-        old="    X = G.T if G.shape[0] > G.shape[1] else G\n", new="    X = G\n",
-        more=((NS, "    return X.T if G.shape[0] > G.shape[1] else X\n", "    return X\n"),),
+        old="    X = G.mT if G.shape[0] > G.shape[1] else G\n", new="    X = G\n",
+        more=((NS, "    return X.mT if G.shape[0] > G.shape[1] else X\n", "    return X\n"),),
         messages=("Likely mistake: the Newton–Schulz iteration runs on the wrong side of a tall matrix",),
     ),
     # Transposed for the iteration, never back: tall matrices come back transposed; only the
     # Gram check passes (1 of 4), and Muon fails on every tall matrix (1 of 5).
     Submission(
         "newton-schulz-not-transposed-back", A, with_scores(FULL, newton_schulz=0.75, muon_optimizer=0.8),
-        cell=NS, old="    return X.T if G.shape[0] > G.shape[1] else X\n", new="    return X\n",
+        cell=NS, old="    return X.mT if G.shape[0] > G.shape[1] else X\n", new="    return X\n",
         messages=("Likely mistake: a tall matrix is transposed before the iteration but not transposed back",),
     ),
     # The cubic iteration: far from orthogonal in five steps (1 of 4); Muon follows it (1 of 5).
