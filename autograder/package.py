@@ -112,6 +112,10 @@ def run(assignment: str, source: Path, root: Path, visibility: str) -> int:
     """Grade the one notebook in ``root/submission`` and write ``root/results/results.json``."""
     out = root / "results" / "results.json"
     out.parent.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        # Where the sandbox shares this file system (a container: the setuid sandbox),
+        # the packaged gradebook's hidden tests must be the grader's alone.
+        source.chmod(0o700)
     found = sorted(p for p in (root / "submission").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
     if len(found) != 1:
         names = ", ".join(p.name for p in found) or "none"
