@@ -1,7 +1,7 @@
 """Assignment 09 (Adam in practice): the reference, the blank release, and realistic
 mistakes, with the points each test cell must award and what the feedback must say."""
 
-from submissions import Submission, with_scores
+from submissions import Submission, reference_code, with_scores
 
 A = "09-adam-in-practice"
 FULL = {"clip-grad-norm-tests": 3.0, "loss-scaler-tests": 4.0, "master-adam-step-tests": 4.0,
@@ -81,5 +81,21 @@ SUBMISSIONS = [
         "decay-one-step-early", A, with_scores(FULL, wsd_scheduler=1.125), cell="wsd-scheduler-code",
         old="(t - W - S) / D", new="(t - W - S + 1) / D",
         messages=("the decay is one step early",),
+    ),
+    # PyTorch's own implementations, called or subclassed: refused while the checks run.
+    Submission(
+        "calls-torch-clip-grad-norm", A, with_scores(FULL, clip_grad_norm=0.0), cell=CLIP,
+        old=reference_code(A)[CLIP],
+        new="def clip_grad_norm(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):\n"
+            "    return torch.nn.utils.clip_grad_norm_(parameters, max_norm, norm_type, error_if_nonfinite)\n",
+        messages=("this part asks you to write clip_grad_norm_ yourself",),
+    ),
+    Submission(
+        "subclasses-grad-scaler", A, with_scores(FULL, loss_scaler=0.0), cell=SCALER,
+        old=reference_code(A)[SCALER],
+        new="class LossScaler(torch.amp.GradScaler):\n"
+            "    def __init__(self, init_scale=2.0**16, growth_factor=2.0, backoff_factor=0.5, growth_interval=2000):\n"
+            "        super().__init__(\"cpu\", init_scale, growth_factor, backoff_factor, growth_interval)\n",
+        messages=("this part asks you to write the loss scaling yourself",),
     ),
 ]

@@ -14,6 +14,7 @@ import math
 import pytest
 import torch
 
+from autograder.checks._refuse import refusing
 from autograder.feedback import Mismatch, SubmissionError, call_submission, close, describe
 from autograder.oracles import practice
 from autograder.probe import probe
@@ -24,6 +25,14 @@ HINTS = {
                           "error_if_nonfinite=False).",
     "NoneType": "Likely mistake: a parameter without a gradient (p.grad is None) must be left out.",
 }
+
+
+#: PyTorch's clipping by norm, which this part asks the learner to write.
+TORCH_CLIPPING = [(torch.nn.utils, "clip_grad_norm_"), (torch.nn.utils, "clip_grad_norm"),
+                  (torch.nn.utils, "get_total_norm"), (torch.nn.utils, "clip_grads_with_norm_"),
+                  (torch.nn.utils.clip_grad, "clip_grad_norm_"), (torch.nn.utils.clip_grad, "clip_grad_norm"),
+                  (torch.nn.utils.clip_grad, "_get_total_norm"),
+                  (torch.nn.utils.clip_grad, "_clip_grads_with_norm_")]
 
 
 def gradients(seed, dtype, device, *, size=1.0, without_grad=()):
@@ -48,8 +57,9 @@ def clip(function, grads, max_norm, norm_type=2.0, error_if_nonfinite=False):
         params.append(p)
     name = f"{NAME}(parameters, max_norm={max_norm:g}, norm_type={norm_type:g})"
     try:
-        returned = call_submission(name, function, params, max_norm, norm_type=norm_type,
-                                   error_if_nonfinite=error_if_nonfinite, hints=HINTS)
+        with refusing("clip_grad_norm_", TORCH_CLIPPING):
+            returned = call_submission(name, function, params, max_norm, norm_type=norm_type,
+                                       error_if_nonfinite=error_if_nonfinite, hints=HINTS)
     except SubmissionError as error:
         return {"raised": str(error), "grads": [p.grad for p in params]}
     if isinstance(returned, torch.Tensor):

@@ -16,6 +16,7 @@ import math
 import pytest
 import torch
 
+from autograder.checks._refuse import refusing
 from autograder.feedback import Mismatch, call_submission, close, describe
 from autograder.probe import probe
 
@@ -23,6 +24,8 @@ NAME = "LossScaler"
 SIGNATURE = ("Call signature: LossScaler(init_scale=2.0**16, growth_factor=2.0, backoff_factor=0.5, "
              "growth_interval=2000).")
 HINTS = {"unexpected keyword": SIGNATURE, "positional argument": SIGNATURE}
+#: PyTorch's GradScaler, which this part asks the learner to write: refused while the learner's scaler runs.
+TORCH_SCALER = [(torch.amp.GradScaler, "__init__")]
 
 
 def gradients(seed, steps, overflows, device):
@@ -48,10 +51,15 @@ def training_run(scaler_class, options, grads, optimizer, *, unscale_first=False
     w = torch.linspace(-1.0, 1.0, 3, device=device).requires_grad_()
     opt = torch.optim.Adam([w], lr=lr) if optimizer == "adam" else torch.optim.SGD([w], lr=lr)
     if scaler_class is None:
-        scaler = torch.amp.GradScaler(device.type, **options)
-    else:
-        shown = ", ".join(f"{k}={v:g}" for k, v in options.items())
+        return run_with(torch.amp.GradScaler(device.type, **options), w, opt, grads, unscale_first)
+    shown = ", ".join(f"{k}={v:g}" for k, v in options.items())
+    with refusing("the loss scaling", TORCH_SCALER):
         scaler = call_submission(f"{NAME}({shown})", scaler_class, **options, hints=HINTS)
+        return run_with(scaler, w, opt, grads, unscale_first)
+
+
+def run_with(scaler, w, opt, grads, unscale_first):
+    """Drive ``scaler`` through the steps of :func:`training_run`."""
     rows = []
     for g in grads:
         opt.zero_grad()
@@ -131,9 +139,10 @@ def check_scales_the_loss(submission, seed, device):
 @probe
 def scaled_loss(scaler_class, init, device):
     """What the learner's scaler makes of a loss of 3."""
-    scaler = call_submission(f"{NAME}(init_scale={init:g})", scaler_class, init_scale=init, hints=HINTS)
-    loss = torch.tensor(3.0, device=device, requires_grad=True) * 1.0
-    return call_submission(f"{NAME}.scale(loss)", scaler.scale, loss).detach()
+    with refusing("the loss scaling", TORCH_SCALER):
+        scaler = call_submission(f"{NAME}(init_scale={init:g})", scaler_class, init_scale=init, hints=HINTS)
+        loss = torch.tensor(3.0, device=device, requires_grad=True) * 1.0
+        return call_submission(f"{NAME}.scale(loss)", scaler.scale, loss).detach()
 
 
 def compare_weights(seen, expected, context, variants=()):
