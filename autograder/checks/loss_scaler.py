@@ -43,10 +43,10 @@ def gradients(seed, steps, overflows, device):
 
 @probe
 def training_run(scaler_class, options, grads, optimizer, *, unscale_first=False, lr=0.1):
-    """A run of ``steps`` with the learner's scaler (or, for ``scaler_class=None``,
-    ``torch.amp.GradScaler``): each step's loss is w·g, scaled and backpropagated,
-    unscaled first if asked, then ``step`` and ``update``. Returns after each step the
-    scale, w, the gradient the optimizer saw, and Adam's step count."""
+    """One step per gradient of ``grads`` with the learner's scaler (or, for
+    ``scaler_class=None``, ``torch.amp.GradScaler``): each step's loss is w·g, scaled and
+    backpropagated, unscaled first if asked, then ``step`` and ``update``. Returns after
+    each step the scale, w, the gradient the optimizer saw, and Adam's step count."""
     device = grads[0].device
     w = torch.linspace(-1.0, 1.0, 3, device=device).requires_grad_()
     opt = torch.optim.Adam([w], lr=lr) if optimizer == "adam" else torch.optim.SGD([w], lr=lr)
