@@ -53,7 +53,7 @@ GUARDED: dict[str, frozenset[str]] = {
     for part in (
         "gd-step", "gd-optimizer", "momentum-step", "momentum-optimizer", "adagrad-step", "rmsprop-step",
         "rmsprop-optimizer", "adam-step", "adam-optimizer", "adamw-optimizer", "adam-scalar-loop",
-        "inplace-adam-step", "fast-adam-optimizer",
+        "inplace-adam-step", "fast-adam-optimizer", "master-adam-step",
     )
 }
 ALWAYS_ALLOWED_IN_OPTIM = frozenset({"Optimizer", "optimizer"})

@@ -95,6 +95,7 @@ ALGORITHMS = {
     "book/04-adam": ["alg-adam", "alg-adamw", "alg-amsgrad"],
     "book/05-schedules": ["alg-cosine"],
     "book/06-fast-adam": ["alg-flat-adam"],
+    "book/09-adam-in-practice": ["alg-clip-norm", "alg-master-adam", "alg-wsd"],
 }
 
 
