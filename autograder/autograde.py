@@ -26,9 +26,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 import json
 import os
+import secrets
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
@@ -37,7 +40,7 @@ from traitlets import Bool, Float, Integer, Unicode
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 from .intake import assignment_notebooks, check_folder
-from .judge import Judge, TrustedTest, cut_long_text_cells
+from .judge import GradeCall, Judge, TrustedTest, cut_long_text_cells
 from .sandbox import Limits
 
 PACKAGE = Path(__file__).resolve().parent
@@ -158,6 +161,36 @@ class GradebookMetadata(NbGraderPreprocessor):
         return nb, resources
 
 
+def course_secret(path: Path) -> bytes:
+    """The course's secret in ``path``, made there (readable by its owner alone) by the
+    first grader that needs it; every later one, on this machine or with a copy of the
+    course folder, reads the same."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32) + "\n")
+    secret = path.read_bytes().strip()
+    if len(secret) < 16:
+        raise ValueError(f"{path} holds no secret (at least 16 characters): delete it to have one made")
+    return secret
+
+
+def hidden_seeds(secret: bytes, learner: tuple[str, str, str]) -> Callable[[GradeCall], int]:
+    """The seed of each hidden ``grade`` call for ``learner`` (student, assignment,
+    notebook): drawn from the course's secret, the learner and the call, so that every
+    learner gets hidden cases of their own, which neither the repository nor another
+    learner's feedback can tell."""
+
+    def seed(call: GradeCall) -> int:
+        message = json.dumps([*learner, call.part, call.name, call.seed, call.cases]).encode()
+        return int.from_bytes(hmac.new(secret, message, hashlib.sha256).digest()[:4], "big") & 0x7FFFFFFF
+
+    return seed
+
+
 class IsolatedExecute(NbGraderPreprocessor):
     """Run the learner's cells in a sandbox and grade the test cells outside it."""
 
@@ -170,6 +203,11 @@ class IsolatedExecute(NbGraderPreprocessor):
     memory_limit = Integer(Limits.memory_bytes, help="Address space of the sandbox, in bytes.").tag(config=True)
     cpu_limit = Integer(Limits.cpu_seconds, help="CPU seconds the sandbox may use in all.").tag(config=True)
     process_limit = Integer(Limits.processes, help="Processes (and threads) the sandbox may run.").tag(config=True)
+    hidden_seed_secret = Unicode(
+        "", help="A file (relative to the course root) holding the course's secret, made there by the first "
+                 "grader that needs it; keep it beside the gradebook, out of the repository. When set, each "
+                 "learner's hidden checks draw their cases from it instead of the seeds the test cells name.",
+    ).tag(config=True)
     use_cache = Bool(True, help="Reuse results already computed for the same submission and grader.").tag(config=True)
     refresh_cache = Bool(False, help="Grade again even where a result is cached, and cache the new one.") \
         .tag(config=True)
@@ -194,7 +232,13 @@ class IsolatedExecute(NbGraderPreprocessor):
             self.log.warning("%s: %s", info["student"], note)
         tests = source.tests
         cut_long_text_cells(nb)  # here too: a result from the cache skips the judge
-        key = cache_key(tests, nb, self.settings(), (info["student"], info["assignment"], info["notebook"]))
+        learner = (info["student"], info["assignment"], info["notebook"])
+        settings, seed = self.settings(), None
+        if self.hidden_seed_secret:
+            secret = course_secret(Path(self.hidden_seed_secret))
+            settings["hidden_seeds"] = hashlib.sha256(secret).hexdigest()
+            seed = hidden_seeds(secret, learner)
+        key = cache_key(tests, nb, settings, learner)
         cached = self._cached(key)
         if cached is not None and len(cached["outputs"]) == len(nb.cells):
             for cell, outputs in zip(nb.cells, cached["outputs"]):
@@ -205,7 +249,7 @@ class IsolatedExecute(NbGraderPreprocessor):
             resources.setdefault("autograder", {})["cached"] = True
             return nb, resources
         judge = Judge(tests, timeout=self.timeout, probe_timeout=self.probe_timeout, limits=self.limits(),
-                      budget=self.notebook_timeout, max_cells=self.max_cells)
+                      budget=self.notebook_timeout, max_cells=self.max_cells, hidden_seed=seed)
         for note in judge.run(nb):
             self.log.warning("%s: %s", info["student"], note)
         self._store(key, nb)

@@ -53,8 +53,8 @@ GUARDED: dict[str, frozenset[str]] = {
     for part in (
         "gd-step", "gd-optimizer", "momentum-step", "momentum-optimizer", "adagrad-step", "rmsprop-step",
         "rmsprop-optimizer", "adam-step", "adam-optimizer", "adamw-optimizer", "adam-scalar-loop",
-        "inplace-adam-step", "fast-adam-optimizer", "radam-step", "lion-optimizer", "newton-schulz",
-        "muon-optimizer",
+        "inplace-adam-step", "fast-adam-optimizer", "master-adam-step", "radam-step", "lion-optimizer",
+        "newton-schulz", "muon-optimizer",
     )
 }
 ALWAYS_ALLOWED_IN_OPTIM = frozenset({"Optimizer", "optimizer"})

@@ -28,7 +28,7 @@ import dataclasses
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from . import borrowing, probe, wire
 from .feedback import SubmissionError
@@ -207,14 +207,17 @@ class Judge:
     ``timeout`` bounds each cell, ``probe_timeout`` each observation of a check, ``budget``
     the whole notebook (cells, checks and restarts, in seconds) and ``max_cells`` how many
     of its cells run. Past either bound, no further cell runs and every test cell after it
-    scores zero, with the reason.
+    scores zero, with the reason. ``hidden_seed``, if given, draws the seed of each hidden
+    ``grade`` call in place of the one its test cell names (:func:`autograder.autograde.hidden_seeds`).
     """
 
     max_restarts = 8
 
     def __init__(self, tests: Mapping[str, TrustedTest], *, timeout: float = 120, probe_timeout: float = 60,
-                 limits: Limits = Limits(), budget: float = 600, max_cells: int = 200):
+                 limits: Limits = Limits(), budget: float = 600, max_cells: int = 200,
+                 hidden_seed: Callable[[GradeCall], int] | None = None):
         self.tests = dict(tests)
+        self.hidden_seed = hidden_seed
         self.timeout, self.probe_timeout = timeout, probe_timeout
         self.limits, self.budget, self.max_cells = limits, budget, max_cells
         self.deadline = time.monotonic() + budget
@@ -313,8 +316,9 @@ class Judge:
         for call in calls:
             borrowed = borrowing.borrowing(call.part, call.name, self.replay)
             try:
+                seed = self.hidden_seed(call) if call.hidden and self.hidden_seed else call.seed
                 report = borrowing.report(call.part, call.points, borrowed) if borrowed else run_checks(
-                    call.part, Remote(self, call.name), points=call.points, seed=call.seed, cases=call.cases)
+                    call.part, Remote(self, call.name), points=call.points, seed=seed, cases=call.cases)
             except (GraderError, ValueError) as error:
                 outputs.append(stream(f"The checks of {call.part} could not run: {error}\n"))
                 earned = 0.0

@@ -32,6 +32,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .autograde import course_secret
+
 PACKAGE = Path(__file__).resolve().parent
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 LEARNER = "learner"
@@ -82,6 +84,12 @@ def build(course: Path, assignment: str, out: Path, visibility: str) -> Path:
         if result.returncode != 0:
             raise SystemExit(f"error: nbgrader generate_assignment {assignment} failed:\n{result.stderr}")
         shutil.copy(Path(scratch) / "gradebook.db", source / "gradebook.db")
+    secret = hidden_seed_secret(course)
+    if secret:
+        # Hidden cases drawn from the course's secret: the bundle grades with the same one.
+        course_secret(course / secret)
+        (source / secret).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(course / secret, source / secret)
     root = PACKAGE.parent
     shutil.copy(root / "requirements.txt", source)
     grader = source / "grader"
@@ -93,6 +101,14 @@ def build(course: Path, assignment: str, out: Path, visibility: str) -> Path:
     for script in ("setup.sh", "run_autograder"):
         (out / script).chmod(0o755)
     return Path(shutil.make_archive(str(out), "zip", out))
+
+
+def hidden_seed_secret(course: Path) -> str:
+    """The course's secret file for hidden cases, relative to ``course``, if its
+    configuration names one (``c.IsolatedExecute.hidden_seed_secret``)."""
+    from .batch import course_config
+
+    return str(course_config(course).IsolatedExecute.get("hidden_seed_secret", "") or "")
 
 
 def notebook_name(source: Path, assignment: str) -> str:
@@ -112,6 +128,10 @@ def run(assignment: str, source: Path, root: Path, visibility: str) -> int:
     """Grade the one notebook in ``root/submission`` and write ``root/results/results.json``."""
     out = root / "results" / "results.json"
     out.parent.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        # Where the sandbox shares this file system (a container: the setuid sandbox),
+        # the packaged gradebook's hidden tests must be the grader's alone.
+        source.chmod(0o700)
     found = sorted(p for p in (root / "submission").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
     if len(found) != 1:
         names = ", ".join(p.name for p in found) or "none"
@@ -122,6 +142,10 @@ def run(assignment: str, source: Path, root: Path, visibility: str) -> int:
         # A course of one learner, with a copy of the packaged gradebook to record into.
         shutil.copy(source / "nbgrader_config.py", course)
         shutil.copy(source / "gradebook.db", course)
+        secret = hidden_seed_secret(source)
+        if secret and (source / secret).exists():
+            (course / secret).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source / secret, course / secret)
         target = course / "submitted" / LEARNER / assignment / f"{notebook_name(source, assignment)}.ipynb"
         target.parent.mkdir(parents=True)
         shutil.copy(found[0], target)

@@ -19,8 +19,19 @@ the message). The sandbox
   (set by the worker before any learner code runs, so the learner's code cannot lift
   them), and, by the judge, in wall time for every request.
 
-:func:`check_available` says clearly when bubblewrap is missing or cannot make a sandbox
-here; nothing is graded without one.
+That is the ``bubblewrap`` mode. Where the kernel lets no one here make namespaces (a
+container with Docker's default capabilities and system call filter, as on Gradescope),
+bubblewrap cannot run, and a grader running as root uses the ``setuid`` mode instead: the
+worker is a process of the machine's own, but it runs as a user of its own that no other
+sandbox shares (:class:`UserLease`), in a private working folder, with the same limits
+and system call filter, sockets refused but for Unix ones, and, checked as that user
+before any learner's code runs, no way to read the course's folder (hidden tests,
+gradebook, other learners' work, results) or nbgrader's configuration files. All its
+processes end with it. What it does not have: its own view of the file system (it can
+read what any user of the machine can), of the process table, or a bound on the disk it
+fills beyond the size of each file. :func:`mode` chooses, by what starts here
+(``AUTOGRADER_SANDBOX=bubblewrap`` or ``setuid`` forces one), and says clearly when
+neither can; nothing is graded without a sandbox.
 """
 
 from __future__ import annotations
@@ -38,10 +49,11 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-from . import seccomp
+from . import cgroups, seccomp
 
 PACKAGE = Path(__file__).resolve().parent
 HEADER = struct.Struct(">I")
@@ -77,10 +89,130 @@ class Limits:
     tmp_bytes: int = 128 * 2**20
     shm_bytes: int = 16 * 2**20
     startup_seconds: float = 120.0
+    #: Resident memory of every process of the sandbox together (:mod:`autograder.cgroups`).
+    group_memory_bytes: int = 4 * 2**30
 
 
 def bwrap_path() -> str | None:
     return shutil.which("bwrap")
+
+
+MODES = ("bubblewrap", "setuid")
+#: Which capabilities (bits of CapEff) root needs for the setuid mode: CAP_CHOWN for the
+#: sandbox's folder, CAP_KILL to end it, CAP_SETGID and CAP_SETUID to become its user.
+_SETUID_CAPABILITIES = {"CAP_CHOWN": 0, "CAP_KILL": 5, "CAP_SETGID": 6, "CAP_SETUID": 7}
+_chosen: dict[tuple, str] = {}
+
+
+def _bwrap_starts() -> str | None:
+    """Why bubblewrap cannot make this grader's kind of sandbox here (None: it can)."""
+    bwrap = bwrap_path()
+    if bwrap is None:
+        return "bubblewrap (bwrap) is not installed"
+    try:
+        result = subprocess.run([bwrap, *_namespaces(), "--ro-bind", "/", "/", "--", "true"],
+                                capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"bubblewrap did not run: {error}"
+    if result.returncode != 0:
+        return f"bubblewrap cannot make a sandbox here ({result.stderr.strip()[-300:] or result.returncode})"
+    return None
+
+
+def _missing_capabilities() -> list[str]:
+    """The capabilities the setuid mode needs that this process lacks."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        effective = int(next(line.split()[1] for line in status.splitlines() if line.startswith("CapEff:")), 16)
+    except (OSError, StopIteration, ValueError):
+        return list(_SETUID_CAPABILITIES)
+    return [name for name, bit in _SETUID_CAPABILITIES.items() if not effective >> bit & 1]
+
+
+def mode() -> str:
+    """The sandbox this grader makes: ``bubblewrap`` where bubblewrap runs here, else
+    ``setuid`` where this process is root with the capabilities to become another user;
+    ``AUTOGRADER_SANDBOX`` set to either forces it. Raises :class:`SandboxUnavailable`,
+    saying what to do, where neither can run. Decided once per process."""
+    wanted = os.environ.get("AUTOGRADER_SANDBOX", "auto").strip().lower() or "auto"
+    if wanted not in ("auto", *MODES):
+        raise SandboxUnavailable(f"AUTOGRADER_SANDBOX={wanted!r}: it must be auto, bubblewrap or setuid")
+    key = (wanted, os.geteuid())
+    if key in _chosen:
+        return _chosen[key]
+    why = _bwrap_starts() if wanted != "setuid" else "AUTOGRADER_SANDBOX=setuid"
+    if why is None:
+        chosen = "bubblewrap"
+    elif wanted == "bubblewrap":
+        raise SandboxUnavailable(f"AUTOGRADER_SANDBOX=bubblewrap, but {why}. " + _INSTALL)
+    elif os.geteuid() != 0:
+        raise SandboxUnavailable(
+            f"{why}, and the grader runs learners' code only in a sandbox. {_INSTALL} Or run the grader "
+            "as root (in a container, root with the default capabilities is enough): it then runs "
+            "learners' code as users of their own."
+        )
+    elif missing := _missing_capabilities():
+        raise SandboxUnavailable(
+            f"{why}, and this root process lacks {', '.join(missing)}, which running learners' code as "
+            f"users of their own needs. {_INSTALL}"
+        )
+    elif hidden := [path for path in (sys.base_prefix, sys.prefix, str(PACKAGE)) if not _open_to_anyone(path)]:
+        raise SandboxUnavailable(
+            f"{why}, and learners' code would run as a user of its own, who cannot read {hidden[0]} "
+            "(a folder above it is closed to other users). Install Python and the course's environment "
+            "where any user may read them (as in a container: /usr, /usr/local, /opt), or grade where "
+            "bubblewrap runs."
+        )
+    else:
+        chosen = "setuid"
+        if wanted == "auto":
+            print(f"autograder: {why}; learners' code runs in the setuid sandbox (its own user, limits "
+                  "and system call filter, no network, but the machine's file system and process table)",
+                  file=sys.stderr)
+    _chosen[key] = chosen
+    return chosen
+
+
+_INSTALL = ("Install bubblewrap (Debian/Ubuntu: `sudo apt-get install bubblewrap`; `python3 tasks.py setup` "
+            "does it when run as root) where the kernel allows user namespaces, then grade again.")
+
+
+def _namespaces() -> list[str]:
+    if os.geteuid() == 0:
+        # Root sets up the sandbox directly and the worker then becomes an unprivileged
+        # user of its own (it keeps only the capability to do that).
+        return ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+                "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    return ["--unshare-all", "--disable-userns"]
+
+
+def _open_to_anyone(path: str) -> bool:
+    """Whether a user with no claim on ``path`` (not its owner, not in its group) may
+    read it: every folder on the way lets others through, and it lets others read."""
+    target = Path(path).resolve()
+    try:
+        for folder in (*reversed(target.parents), target):
+            if not os.stat(folder).st_mode & 0o001:
+                return False
+        return bool(os.stat(target).st_mode & 0o004)
+    except OSError:
+        return False
+
+
+def private_paths() -> list[str]:
+    """What a sandbox sharing the machine's file system must not be able to read: the
+    course's folder (the judge's working directory: hidden tests, the gradebook, every
+    learner's work, the results) and nbgrader's configuration files, which may hold a
+    gradebook's password."""
+    paths = [os.getcwd()]
+    with contextlib.suppress(ImportError):
+        from jupyter_core.paths import jupyter_config_path
+
+        for folder in jupyter_config_path():
+            for name in ("nbgrader_config.py", "nbgrader_config.json"):
+                if (Path(folder) / name).exists():
+                    paths.append(str(Path(folder) / name))
+    return paths
 
 
 def _mounts() -> list[str]:
@@ -151,20 +283,11 @@ def command(limits: Limits, uid: int, environ: dict[str, str], seccomp_fd: int) 
     with the system call filter read from ``seccomp_fd`` (:mod:`autograder.seccomp`)."""
     bwrap = bwrap_path()
     if bwrap is None:
-        raise SandboxUnavailable(
-            "bubblewrap (bwrap) is not installed, and the grader runs learners' code only in a "
-            "sandbox. Install it (Debian/Ubuntu: `sudo apt-get install bubblewrap`; "
-            "`python3 tasks.py setup` does it when run as root), then grade again."
-        )
+        raise SandboxUnavailable("bubblewrap (bwrap) is not installed, and the grader runs learners' code only "
+                                 "in a sandbox. " + _INSTALL)
     privileged = os.geteuid() == 0
     args = [bwrap, "--die-with-parent", "--new-session", "--clearenv", "--seccomp", str(seccomp_fd)]
-    if privileged:
-        # Root sets up the sandbox directly and the worker then becomes an unprivileged
-        # user of its own (it keeps only the capability to do that).
-        args += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
-                 "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-    else:
-        args += ["--unshare-all", "--disable-userns"]
+    args += _namespaces()
     # /dev is a tmpfs of its own: read-only but for a sized /dev/shm, so that memory-backed
     # files can hold no more than /tmp and /dev/shm allow.
     args += ["--proc", "/proc", "--dev", "/dev", "--perms", "01777", "--size", str(limits.shm_bytes),
@@ -181,22 +304,27 @@ def command(limits: Limits, uid: int, environ: dict[str, str], seccomp_fd: int) 
         args += ["--ro-bind", mount, mount]
     for key, value in environ.items():
         args += ["--setenv", key, value]
-    # The worker imports the judge's own copy of the package, put first on its path: the
-    # environment may install another one (an editable install of a different checkout).
-    start = f"import sys; sys.path.insert(0, {str(PACKAGE.parent)!r}); from autograder.worker import main; main()"
-    args += ["--chdir", "/tmp", "--", str(Path(sys.prefix) / "bin" / "python"), "-I", "-c", start,
-             json.dumps({"uid": uid, "limits": dataclasses.asdict(limits), "privileged": privileged})]
+    args += ["--chdir", "/tmp", "--", *_worker({"uid": uid, "limits": dataclasses.asdict(limits),
+                                                "privileged": privileged, "mode": "bubblewrap"})]
     return args
 
 
-def sandbox_environ(threads: int = 1) -> dict[str, str]:
+def _worker(config: dict) -> list[str]:
+    # The worker imports the judge's own copy of the package, put first on its path: the
+    # environment may install another one (an editable install of a different checkout).
+    start = f"import sys; sys.path.insert(0, {str(PACKAGE.parent)!r}); from autograder.worker import main; main()"
+    return [str(Path(sys.prefix) / "bin" / "python"), "-I", "-c", start, json.dumps(config)]
+
+
+def sandbox_environ(threads: int = 1, home: str = "/tmp") -> dict[str, str]:
     """The worker's whole environment (bwrap starts it with an empty one)."""
     return {
         "PATH": "/usr/bin:/bin",
-        "HOME": "/tmp",
+        "HOME": home,
+        "TMPDIR": home,
         "LANG": "C.UTF-8",
         "MPLBACKEND": "Agg",
-        "MPLCONFIGDIR": "/tmp/.matplotlib",
+        "MPLCONFIGDIR": f"{home}/.matplotlib",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONHASHSEED": "0",
         "OMP_NUM_THREADS": str(threads),
@@ -236,6 +364,9 @@ class Sandbox:
 
     def __init__(self, *, limits: Limits = Limits(), threads: int = 1):
         self.limits, self.threads = limits, threads
+        self.mode: str | None = None
+        self.group: cgroups.Group | None = None
+        self.home: str | None = None
         self.lease: UserLease | None = None
         self.process: subprocess.Popen | None = None
         self.pid: int | None = None
@@ -244,20 +375,19 @@ class Sandbox:
     def start(self) -> None:
         if not seccomp.supported():
             raise SandboxUnavailable(f"the sandbox's system call filter knows no {platform.machine()} machine")
+        self.mode = mode()
         self.lease = UserLease() if os.geteuid() == 0 else None
         uid = self.lease.uid if self.lease else os.getuid()
-        program, loader = os.pipe()
         try:
-            with open(loader, "wb") as pipe:
-                pipe.write(seccomp.program())
-            args = command(self.limits, uid, sandbox_environ(self.threads), program)
-            self.process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                            stderr=subprocess.PIPE, start_new_session=True, pass_fds=(program,))
+            # bubblewrap and its init are processes of the group too.
+            self.group = cgroups.make(self.limits.group_memory_bytes, self.limits.processes + 2)
+            if self.mode == "setuid":
+                self._start_setuid(uid)
+            else:
+                self._start_bubblewrap(uid)
         except BaseException:
             self._release()
             raise
-        finally:
-            os.close(program)
         for stream in (self.process.stdout, self.process.stderr):
             os.set_blocking(stream.fileno(), False)
         self._errors = b""
@@ -271,7 +401,46 @@ class Sandbox:
                 f"the sandbox runs the grader from {hello.get('package')!r:.200}, not the judge's "
                 f"{str(PACKAGE)!r}: the two must run the same code"
             )
+        if hello.get("reachable"):
+            self.close()
+            raise SandboxUnavailable(
+                "in the setuid sandbox, learners' code shares this machine's file system, and its user "
+                f"can read {', '.join(map(str, hello['reachable']))}: make that readable by its owner alone "
+                "(chmod o-rwx on it or on a folder above it), or grade where bubblewrap runs"
+            )
         self.pid = hello.get("pid")
+
+    def _start_bubblewrap(self, uid: int) -> None:
+        program, loader = os.pipe()
+        try:
+            with open(loader, "wb") as pipe:
+                pipe.write(seccomp.program())
+            args = self._joined(command(self.limits, uid, sandbox_environ(self.threads), program))
+            self.process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, start_new_session=True, pass_fds=(program,))
+        finally:
+            os.close(program)
+
+    def _start_setuid(self, uid: int) -> None:
+        """The worker as a process of this machine, in a folder of its own, that becomes
+        ``uid`` and installs its limits and filter before it reads a request."""
+        self.home = tempfile.mkdtemp(prefix="autograder-sandbox-")
+        os.chown(self.home, uid, uid)
+        config = {"uid": uid, "limits": dataclasses.asdict(self.limits), "privileged": True, "mode": "setuid",
+                  "home": self.home, "private": private_paths()}
+        self.process = subprocess.Popen(self._joined(_worker(config)), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, start_new_session=True, cwd=self.home,
+                                        env=sandbox_environ(self.threads, self.home))
+
+    def _joined(self, args: list[str]) -> list[str]:
+        """``args`` run by a shell that first moves itself into the sandbox's control
+        group, so that nothing of the sandbox ever runs outside it."""
+        if self.group is None:
+            return args
+        files = self.group.procs_files()
+        join = ('n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || '
+                '{ echo "cannot join the control group $1" >&2; exit 111; }; shift; n=$((n - 1)); done; exec "$@"')
+        return ["/bin/sh", "-c", join, "sh", str(len(files)), *files, *args]
 
     @property
     def alive(self) -> bool:
@@ -388,9 +557,17 @@ class Sandbox:
         return "the process ended (sys.exit or os._exit, a crash, or running out of memory)"
 
     def _release(self) -> None:
+        if self.group is not None:
+            self.group.remove()
+            self.group = None
         if self.lease is not None:
+            if self.mode == "setuid":
+                _end_user(self.lease.uid)
             self.lease.release()
             self.lease = None
+        if self.home is not None:
+            shutil.rmtree(self.home, ignore_errors=True)
+            self.home = None
 
     def close(self) -> None:
         process, self.process = self.process, None
@@ -419,6 +596,31 @@ class Sandbox:
 
     def __exit__(self, *exc):
         self.close()
+
+
+#: Where a process of the setuid sandbox may leave files outside its own folder.
+_SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def _end_user(uid: int) -> None:
+    """End every process of ``uid`` and remove the files it left in the shared temporary
+    folders: with no process table or file system of its own, a setuid sandbox's leftovers
+    are found by their user, which no other sandbox runs as."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        # kill(-1) signals every process the caller may signal, the caller aside: as
+        # ``uid``, that is the sandbox's processes and nothing else.
+        subprocess.run([sys.executable, "-I", "-S", "-c", "import os, signal; os.kill(-1, signal.SIGKILL)"],
+                       user=uid, group=uid, extra_groups=[], timeout=30, capture_output=True)
+    for folder in _SHARED_TMP:
+        with contextlib.suppress(OSError), os.scandir(folder) as entries:
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    if entry.stat(follow_symlinks=False).st_uid != uid:
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                    else:
+                        os.unlink(entry.path)
 
 
 def check_available() -> None:

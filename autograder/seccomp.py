@@ -15,12 +15,17 @@ process of a user, across sandboxes and after they end. So the filter refuses, w
 
 ``clone3`` answers ``ENOSYS``: its flags sit behind a pointer a filter cannot read, and
 the C library then falls back to ``clone``, whose flags it can.
+
+Where no network namespace keeps the sandbox offline (the setuid mode of
+:mod:`autograder.sandbox`), the filter also refuses ``socket`` for every family but
+``AF_UNIX``: no connection, no listening port, no raw packet.
 """
 
 from __future__ import annotations
 
 import errno
 import platform
+import socket
 import struct
 
 _LOAD_WORD = 0x20  # BPF_LD | BPF_W | BPF_ABS
@@ -51,14 +56,14 @@ _TABLES = {
         "add_key": 248, "request_key": 249, "keyctl": 250, "bpf": 321, "perf_event_open": 298,
         "userfaultfd": 323, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
         "kexec_load": 246, "init_module": 175, "finit_module": 313, "delete_module": 176,
-        "clone": 56, "clone3": 435}),
+        "clone": 56, "clone3": 435, "socket": 41}),
     "aarch64": (0xC00000B7, {
         "unshare": 97, "setns": 268, "mount": 40, "umount2": 39, "pivot_root": 41, "open_tree": 428,
         "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433, "mount_setattr": 442,
         "add_key": 217, "request_key": 218, "keyctl": 219, "bpf": 280, "perf_event_open": 241,
         "userfaultfd": 282, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
         "kexec_load": 104, "init_module": 105, "finit_module": 273, "delete_module": 106,
-        "clone": 220, "clone3": 435}),
+        "clone": 220, "clone3": 435, "socket": 198}),
 }
 _X32_BIT = 0x40000000
 
@@ -76,9 +81,10 @@ def numbers(machine: str | None = None) -> dict[str, int]:
     return dict(_TABLES[machine or platform.machine()][1])
 
 
-def program(machine: str | None = None) -> bytes:
+def program(machine: str | None = None, *, sockets: bool = True) -> bytes:
     """The filter for ``machine`` (this one by default), as the bytes of a
-    ``struct sock_filter`` array. Raises ``KeyError`` for a machine it has no table for."""
+    ``struct sock_filter`` array; with ``sockets=False`` it refuses every socket but a
+    Unix one. Raises ``KeyError`` for a machine it has no table for."""
     arch, numbers = _TABLES[machine or platform.machine()]
     refuse = _ERRNO | errno.EPERM
     code = [_op(_LOAD_WORD, _ARCH), _op(_JUMP_EQUAL, arch, jt=1), _op(_RETURN, refuse), _op(_LOAD_WORD, _NR)]
@@ -87,6 +93,10 @@ def program(machine: str | None = None) -> bytes:
     for name in _REFUSED:
         code += [_op(_JUMP_EQUAL, numbers[name], jf=1), _op(_RETURN, refuse)]
     code += [_op(_JUMP_EQUAL, numbers["clone3"], jf=1), _op(_RETURN, _ERRNO | errno.ENOSYS)]
+    if not sockets:
+        # socket: refused unless its family (the first argument) is AF_UNIX.
+        code += [_op(_JUMP_EQUAL, numbers["socket"], jf=4), _op(_LOAD_WORD, _ARG0_LOW),
+                 _op(_JUMP_EQUAL, socket.AF_UNIX, jt=1), _op(_RETURN, refuse), _op(_RETURN, _ALLOW)]
     # clone: refused when its flags (the first argument) ask for a new namespace.
     code += [_op(_JUMP_EQUAL, numbers["clone"], jf=4), _op(_LOAD_WORD, _ARG0_LOW),
              _op(_JUMP_ANY_BIT, NAMESPACE_FLAGS, jf=1), _op(_RETURN, refuse), _op(_RETURN, _ALLOW)]

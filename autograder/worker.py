@@ -69,6 +69,24 @@ def _cap(text: str, limit: int = TEXT_LIMIT) -> str:
     return text if len(text) <= limit else text[:limit] + "\n... (truncated)"
 
 
+class _SockFilterProgram(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def load_filter() -> None:
+    """Install the system call filter here, network refused too (the setuid mode: no
+    bubblewrap to install it, and no network namespace to keep the sandbox offline)."""
+    from autograder import seccomp
+
+    code = seccomp.program(sockets=False)
+    buffer = ctypes.create_string_buffer(code, len(code))
+    program = _SockFilterProgram(len(code) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+    libc = ctypes.CDLL(None, use_errno=True)
+    # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+    if libc.prctl(22, 2, ctypes.byref(program), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "the system call filter could not be installed")
+
+
 def harden(config: dict) -> None:
     """Become unprivileged and set the limits; nothing after this can undo either."""
     if config.get("privileged") and os.getuid() == 0:
@@ -76,8 +94,12 @@ def harden(config: dict) -> None:
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(38, 1, 0, 0, 0) != 0 and config.get("mode") == "setuid":  # PR_SET_NO_NEW_PRIVS
+        raise OSError(ctypes.get_errno(), "no_new_privs could not be set")
+    if config.get("mode") == "setuid":
+        os.umask(0o077)
+        load_filter()
     limits = config["limits"]
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an over-long write fails, it does not kill
     for name, value in (("RLIMIT_AS", limits["memory_bytes"]), ("RLIMIT_NPROC", limits["processes"]),
@@ -88,13 +110,36 @@ def harden(config: dict) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
 
 
-def processes_left() -> int:
-    """Processes in this sandbox besides bwrap's init and this worker."""
+def processes_left(shared_pids: bool = False) -> int:
+    """Processes in this sandbox besides bwrap's init and this worker; where the sandbox
+    shares the machine's process table (the setuid mode), those of its own user."""
     try:
         pids = [name for name in os.listdir("/proc") if name.isdigit()]
     except OSError:
         return 0
-    return max(0, len(pids) - 2)
+    if not shared_pids:
+        return max(0, len(pids) - 2)
+    mine = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            mine += int(pid) != os.getpid() and os.stat(f"/proc/{pid}").st_uid == os.getuid()
+    return mine
+
+
+def reachable(paths: list[str]) -> list[str]:
+    """Which of ``paths`` this process can open or list: none may be, before a learner's
+    code runs in a sandbox that shares the machine's file system."""
+    found = []
+    for path in paths:
+        try:
+            if os.path.isdir(path):
+                os.listdir(path)
+            else:
+                os.close(os.open(path, os.O_RDONLY))
+        except OSError:
+            continue
+        found.append(path)
+    return found
 
 
 class Publisher:
@@ -216,11 +261,15 @@ def error_output(error: BaseException) -> dict:
             "traceback": [_cap("".join(shown), 16 * 1024)]}
 
 
-def serve(requests: int, answers: int) -> None:
+def serve(requests: int, answers: int, config: dict) -> None:
+    shared_pids = config.get("mode") == "setuid"
+    # Checked before any learner's code runs, as the user that code runs as.
+    private = reachable(config.get("private", []))
     kernel = Kernel()
     # Which copy of the grader this is, so the judge can refuse to grade with another.
     package = os.path.dirname(os.path.abspath(sys.modules["autograder"].__file__))
-    write_message(answers, {"op": "ready", "pid": os.getpid(), "package": package})
+    os.dup2(os.open(os.devnull, os.O_RDWR), 2)
+    write_message(answers, {"op": "ready", "pid": os.getpid(), "package": package, "reachable": private})
     while True:
         try:
             (size,) = HEADER.unpack(read_exactly(requests, HEADER.size))
@@ -236,7 +285,7 @@ def serve(requests: int, answers: int) -> None:
             answer = {"op": "pong"}
         else:
             answer = {"op": "error", "message": f"unknown request {op!r}"}
-        answer["processes"] = processes_left()
+        answer["processes"] = processes_left(shared_pids)
         answer["pid"] = os.getpid()
         answer["seq"] = message.get("seq") if isinstance(message, dict) else None
         write_message(answers, answer)
@@ -244,20 +293,22 @@ def serve(requests: int, answers: int) -> None:
 
 def main() -> None:
     config = json.loads(sys.argv[1])
-    # The pipe moves off fds 0 and 1, and those (and 2) now lead nowhere: what the
-    # learner's code prints, even straight to a file descriptor, reaches no one.
+    # The pipe moves off fds 0 and 1, and those (and 2, once the worker has started and
+    # said so, or why not) lead nowhere: what the learner's code prints, even straight to
+    # a file descriptor, reaches no one.
     requests, answers = os.dup(0), os.dup(1)
     null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
+    for fd in (0, 1):
         os.dup2(null, fd)
     harden(config)
-    os.makedirs("/tmp/work", exist_ok=True)
-    os.chdir("/tmp/work")
-    sys.path.insert(0, "/tmp/work")
+    work = os.path.join(config.get("home", "/tmp"), "work")
+    os.makedirs(work, exist_ok=True)
+    os.chdir(work)
+    sys.path.insert(0, work)
     import torch
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    serve(requests, answers)
+    serve(requests, answers, config)
 
 
 if __name__ == "__main__":

@@ -96,6 +96,7 @@ ALGORITHMS = {
     "book/05-schedules": ["alg-cosine"],
     "book/06-fast-adam": ["alg-flat-adam"],
     "book/08-beyond-adam": ["alg-radam", "alg-nadam", "alg-adamax", "alg-adafactor", "alg-lion", "alg-muon"],
+    "book/09-adam-in-practice": ["alg-clip-norm", "alg-master-adam", "alg-wsd"],
 }
 
 

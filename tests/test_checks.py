@@ -1,7 +1,8 @@
 """The checks give the predicted score and name the mistake, run in this process.
 
-The same submissions go through nbgrader end to end in test_nbgrader_e2e.py; here each
-part is checked directly, which is fast and shows exactly which part disagrees.
+Some of the same submissions go through nbgrader end to end in test_nbgrader_e2e.py (all
+of them in a release's run); here every one is checked, part by part, which is fast and
+shows exactly which part disagrees.
 """
 
 from __future__ import annotations

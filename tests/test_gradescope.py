@@ -83,6 +83,8 @@ def autograde(bundle: Path, root: Path, files: dict[str, bytes]) -> dict:
     result = subprocess.run([str(bundle / "run_autograder")], env=environ, capture_output=True, text=True,
                             timeout=900)
     assert result.returncode == 0, result.stderr
+    if os.geteuid() == 0:
+        assert (root / "source").stat().st_mode & 0o777 == 0o700  # hidden tests: the grader's alone
     return valid(json.loads((root / "results" / "results.json").read_text()))
 
 

@@ -4,6 +4,7 @@ learner's code could have shaped: no learner cell can see a hidden case and prin
 from __future__ import annotations
 
 import nbformat
+import pytest
 
 from autograder.judge import HIDDEN_FAILURE, Judge, TrustedTest, grade_calls
 
@@ -64,3 +65,39 @@ def test_a_hidden_report_says_what_failed_but_not_how():
     assert notebook.cells[1].outputs[-1]["data"]["text/plain"] == "0.0"
     bundle = [o["data"] for o in notebook.cells[1].outputs if o["output_type"] == "display_data"][1]
     assert "LEAK" not in str(bundle)
+
+
+def test_each_learner_draws_hidden_cases_of_their_own_from_the_courses_secret(tmp_path):
+    import os
+
+    from autograder.autograde import course_secret, hidden_seeds
+
+    path = tmp_path / ".autograder-secret"
+    secret = course_secret(path)
+    assert course_secret(path) == secret and os.stat(path).st_mode & 0o777 == 0o600
+    (hidden,) = [call for call in grade_calls(SOURCE) if call.hidden]
+    ada = hidden_seeds(secret, ("ada", "01-gradient-descent", "gradient-descent"))
+    bob = hidden_seeds(secret, ("bob", "01-gradient-descent", "gradient-descent"))
+    other_course = hidden_seeds(course_secret(tmp_path / "another"), ("ada", "01-gradient-descent", "gradient-descent"))
+    assert ada(hidden) == ada(hidden)  # a regrade draws the same cases
+    assert len({ada(hidden), bob(hidden), other_course(hidden), hidden.seed}) == 4
+    path.write_text("\n")
+    with pytest.raises(ValueError, match="holds no secret"):
+        course_secret(path)
+
+
+def test_the_judge_grades_hidden_calls_with_the_drawn_seed_and_visible_ones_as_written(monkeypatch):
+    from autograder import judge
+
+    used = []
+    original = judge.run_checks
+
+    def recording(part, submission, *, points, seed, cases):
+        used.append(seed)
+        return original(part, submission, points=points, seed=seed, cases=cases)
+
+    monkeypatch.setattr(judge, "run_checks", recording)
+    cells = [nbformat.v4.new_code_cell(RECORDING_STEP), nbformat.v4.new_code_cell(SOURCE)]
+    cells[1].metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": "gd-step-tests", "points": 3}
+    Judge({"gd-step-tests": TEST}, hidden_seed=lambda call: call.seed + 1000).run(nbformat.v4.new_notebook(cells=cells))
+    assert used == [0, 48217 + 1000]

@@ -4,6 +4,7 @@ configuration that ``_config.yml`` gives, completed from the build environment b
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -114,3 +115,45 @@ def test_a_repository_named_in_the_config_wins():
          "launch_buttons": {"binderhub_url": "https://mybinder.org"}}, GITHUB)
     assert options["repository_url"] == "https://github.com/course/book"
     assert options["launch_buttons"] == {"binderhub_url": "https://mybinder.org"}
+
+
+
+def notebook_installing_from(release: Path, target: Path, source: str) -> None:
+    """A copy of ``release`` at ``target`` whose setup cell installs the grader from ``source``."""
+    notebook = json.loads(release.read_text(encoding="utf-8"))
+    cell = next(c for c in notebook["cells"]
+                if c["metadata"].get("nbgrader", {}).get("grade_id") == course_site.GRADER_CELL)
+    cell["source"] = [f'GRADER_SOURCE = "{source}"\n' if line.startswith("GRADER_SOURCE = ") else line
+                      for line in cell["source"]]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(notebook), encoding="utf-8")
+
+
+
+def test_colab_is_offered_only_where_the_notebooks_install_the_grader_from_that_repository(tmp_path):
+    """Colab opens the committed exercise notebooks: a site must not offer it for notebooks
+    whose setup cell installs the grader from nowhere or from another repository."""
+    url = "https://github.com/someone/gd2adam"
+    release = sorted((ROOT / "exercises").glob("*/*.ipynb"))[0]
+    copy = tmp_path / "exercises" / release.parent.name / release.name
+    for wrong in ("", course_site.grader_source("https://github.com/another/course", "0.1.0")):
+        notebook_installing_from(release, copy, wrong)
+        why = course_site.colab_cannot_grade(tmp_path, url)
+        assert why and f"COURSE_REPOSITORY_URL={url} python3 tasks.py release" in why
+    notebook_installing_from(release, copy, course_site.grader_source(url, "0.1.0"))
+    assert course_site.colab_cannot_grade(tmp_path, url) is None
+    assert course_site.colab_cannot_grade(tmp_path, "")  # no repository: nothing to open
+
+
+def test_the_build_drops_the_colab_button_for_notebooks_that_cannot_grade(tmp_path, monkeypatch):
+    for key, value in GITHUB.items():
+        monkeypatch.setenv(key, value)
+    release = sorted((ROOT / "exercises").glob("*/*.ipynb"))[0]
+    config = SimpleNamespace(html_theme_options=book_theme_options())
+    app = SimpleNamespace(srcdir=str(tmp_path))
+    for source, colab in (("", False), (course_site.grader_source("https://github.com/someone/gd2adam", "0.1.0"), True)):
+        notebook_installing_from(release, tmp_path / "exercises" / release.parent.name / release.name, source)
+        config.html_theme_options = book_theme_options()
+        course_site.place_launch_buttons(app, config)
+        buttons = config.html_theme_options["launch_buttons"]
+        assert bool(buttons.get("colab_url")) is colab and buttons.get("binderhub_url")

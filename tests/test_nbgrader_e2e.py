@@ -1,8 +1,12 @@
 """The instructor's path, end to end, with plain nbgrader in a scratch course folder:
 generate_assignment, zip_collect, autograde, generate_feedback, export.
 
-Every submission in submissions.SUBMISSIONS is graded, and its predicted scores and
-feedback are checked in the gradebook, the feedback HTML and the exported CSV.
+Each assignment's class is graded by one such run, and each submission's predicted
+scores and feedback are checked in the gradebook, the feedback HTML and the exported
+CSV. In every run the class is the reference, the blank release and the first realistic
+mistake; a release's run (``--release``) grades every submission in
+submissions.SUBMISSIONS. tests/test_checks.py grades every one of them through the
+judge and the sandbox in every run.
 """
 
 from __future__ import annotations
@@ -24,26 +28,36 @@ def student_id(submission) -> str:
     return f"{submission.assignment[:2]}-{submission.name}"
 
 
+def in_every_run(submission) -> bool:
+    """Whether ``submission`` is in its assignment's class in every run, not only a release's."""
+    of_assignment = [s for s in SUBMISSIONS if s.assignment == submission.assignment]
+    mistakes = [s for s in of_assignment if s.name not in ("reference", "blank")]
+    return submission.name in ("reference", "blank") or submission is mistakes[0]
+
+
 @pytest.fixture
-def graded_course(tmp_path_factory, worker_id):
-    """A course folder where every submission to an assignment has been collected,
-    autograded and given feedback, and the grades exported (once per assignment and run)."""
+def graded_course(tmp_path_factory, worker_id, request):
+    """A course folder where the class of an assignment (see the module) has been
+    collected, autograded and given feedback, and the grades exported (once per
+    assignment and run)."""
+    everyone = request.config.getoption("release")
+
     def course_for(assignment):
         course, _ = once(tmp_path_factory, worker_id, f"course-{assignment}",
-                         lambda folder: grade_class(assignment, folder))
+                         lambda folder: grade_class(assignment, folder, everyone))
         return course
 
     return course_for
 
 
-def grade_class(assignment, course):
+def grade_class(assignment, course, everyone=True):
     shutil.copy(ROOT / "nbgrader_config.py", course)
     shutil.copytree(ROOT / "solutions" / assignment, course / "solutions" / assignment)
     run(["nbgrader", "generate_assignment", assignment], cwd=course)
     archive = course / "downloaded" / assignment / "archive"
     notebook = source_notebook(assignment).name
     for submission in SUBMISSIONS:
-        if submission.assignment == assignment:
+        if submission.assignment == assignment and (everyone or in_every_run(submission)):
             submission.write(archive / f"{student_id(submission)}_attempt_{notebook}")
     run(["nbgrader", "zip_collect", assignment], cwd=course)
     run(["nbgrader", "autograde", assignment], cwd=course, timeout=1200)
@@ -92,8 +106,9 @@ class Assignment:
 
 for _assignment in sorted({s.assignment for s in SUBMISSIONS}):
     _class = f"TestAssignment{_assignment[:2]}"
-    globals()[_class] = type(_class, (Assignment,), {"pytestmark": [pytest.mark.parametrize(
-        "submission", [s for s in SUBMISSIONS if s.assignment == _assignment], ids=lambda s: s.name)]})
+    globals()[_class] = type(_class, (Assignment,), {"pytestmark": [pytest.mark.parametrize("submission", [
+        s if in_every_run(s) else pytest.param(s, marks=pytest.mark.release)
+        for s in SUBMISSIONS if s.assignment == _assignment], ids=lambda s: s.name)]})
 
 
 def test_feedback_labels_each_test_cells_visible_and_hidden_reports(graded_course):

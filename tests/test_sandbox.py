@@ -290,3 +290,34 @@ def test_every_test_cell_of_the_course_has_the_judges_form():
     for path in sorted((ROOT / "solutions").glob("*/*.ipynb")):
         for cell in graded_cells(nbformat.read(path, as_version=4)):
             assert grade_calls(cell.source), json.dumps(cell.source)
+
+
+def test_memory_and_processes_are_bounded_for_the_sandbox_as_a_whole():
+    """Each of four children stays under the per-process limit; together they pass the
+    sandbox's, so the kernel stops one of them (or the worker: either way, not the host)."""
+    limits = Limits(memory_bytes=4 * 2**30, group_memory_bytes=2**30)
+    code = """
+import os, time
+children = []
+for index in range(4):
+    pid = os.fork()
+    if pid == 0:
+        hoard = b"x" * (400 * 2**20)
+        time.sleep(3)
+        os._exit(0)
+    children.append(pid)
+codes = [os.waitpid(pid, 0)[1] for pid in children]
+print("killed", sum(os.WIFSIGNALED(code) for code in codes))
+"""
+    with Sandbox(limits=limits) as box:
+        if box.group is None:
+            pytest.skip("no control group can be made here (not root, or the cgroup file systems are "
+                        "read-only): only the per-process limits hold")
+        folders = [str(folder) for folder in box.group.folders]
+        assert len(box.group.pids()) >= 2  # bubblewrap and the worker are in the group
+        try:
+            text = printed(run_cell(box, code))
+            assert int(text.split("killed")[1]) >= 1
+        except SandboxFailure as failure:
+            assert "killed" in failure.reason
+    assert not any(os.path.exists(folder) for folder in folders)  # the group ends with the sandbox

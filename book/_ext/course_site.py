@@ -19,12 +19,17 @@
   as MyST markdown (the chapters) offer no Colab button.
 - :func:`grader_setup_cell` is the first code cell of every exercise notebook, which
   installs the grader from that same repository where it is missing (Colab, say);
-  ``python3 tasks.py release`` writes it into the notebooks.
+  ``python3 tasks.py release`` writes it into the notebooks. Colab opens those very
+  files from the repository, so the Colab button is offered only when each of them
+  installs the grader from the repository the buttons open (:func:`colab_cannot_grade`):
+  elsewhere a learner there would have no grader.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -175,7 +180,34 @@ else:
 
 
 def place_launch_buttons(app, config) -> None:
-    config.html_theme_options = launch_settings(config.html_theme_options, os.environ)
+    options = launch_settings(config.html_theme_options, os.environ)
+    why = colab_cannot_grade(Path(app.srcdir), options["repository_url"])
+    if why and options["launch_buttons"].get("colab_url"):
+        from sphinx.util import logging
+
+        options["launch_buttons"] = {k: v for k, v in options["launch_buttons"].items() if k != "colab_url"}
+        logging.getLogger(__name__).info(f"no Colab buttons: {why}")
+    config.html_theme_options = options
+
+
+_GRADER_SOURCE = re.compile(r'^GRADER_SOURCE = "(.*)"$', re.M)
+
+
+def colab_cannot_grade(root: Path, repository_url: str) -> str | None:
+    """Why a learner who opens the exercise notebooks under ``root/exercises`` on Colab
+    from ``repository_url`` would have no grader (None: each installs it from there)."""
+    for path in sorted(root.glob("exercises/*/*.ipynb")):
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        setup = next(("".join(c["source"]) for c in cells
+                      if c["metadata"].get("nbgrader", {}).get("grade_id") == GRADER_CELL), "")
+        named = _GRADER_SOURCE.search(setup)
+        source = named.group(1) if named else ""
+        if not repository_url or not source.startswith(f"git+{repository_url}@"):
+            return (f"{path.relative_to(root)} installs the grader from {source or 'nowhere'}, not from "
+                    f"{repository_url or 'a repository'}; write it into the notebooks with "
+                    f"COURSE_REPOSITORY_URL={repository_url or '<url>'} python3 tasks.py release, and commit them "
+                    "(README: Publishing the book)")
+    return None
 
 
 def drop_colab_for_text_notebooks(app, pagename, templatename, context, doctree) -> None:
