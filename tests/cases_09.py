@@ -41,17 +41,31 @@ SUBMISSIONS = [
         old="torch.clamp(max_norm / (total_norm + 1e-6), max=1.0)", new="max_norm / (total_norm + 1e-6)",
         messages=("the gradients are always rescaled to max_norm, also when they are smaller",),
     ),
+    # Python's min for the factor: min(1.0, nan) is 1.0, so a nan norm leaves the gradients
+    # as they are instead of making them nan; only the non-finite check fails (1 of 8).
+    Submission(
+        "python-min-keeps-a-nan-norm-out", A, with_scores(FULL, clip_grad_norm=2.625), cell=CLIP,
+        old="torch.clamp(max_norm / (total_norm + 1e-6), max=1.0)", new="min(1.0, max_norm / (total_norm + 1e-6))",
+        messages=("Python's min(1.0, max_norm / (norm + 1e-6))",),
+    ),
+    # New .grad tensors instead of scaling the caller's in place (3 of 8).
+    Submission(
+        "replaces-the-gradients", A, with_scores(FULL, clip_grad_norm=1.875), cell=CLIP,
+        old="        for g in grads:\n            g.mul_(factor)",
+        new="        for p in parameters:\n            if p.grad is not None:\n                p.grad = p.grad * factor",
+        messages=("p.grad = p.grad * factor instead of p.grad.mul_(factor)",),
+    ),
     # optimizer.step() on every step: Adam counts the skipped steps and takes the nan (2 of 9).
     Submission(
         "steps-on-overflow", A, with_scores(FULL, loss_scaler=3.1111), cell=SCALER,
         old="        if not self.found_inf:\n            optimizer.step()", new="        optimizer.step()",
         messages=("optimizer.step() runs on a skipped step too, which advances Adam's step counter",),
     ),
-    # Good steps counted on skipped steps too: the scale grows too soon after an overflow (3 of 9).
+    # A skipped step counted as a good one: the scale grows one step early after an overflow (3 of 9).
     Submission(
         "grows-on-skipped-steps", A, with_scores(FULL, loss_scaler=2.6667), cell=SCALER,
         old="        else:\n            self.good_steps += 1", new="        if True:\n            self.good_steps += 1",
-        messages=("the scale grows on a skipped step too",),
+        messages=("a skipped step is counted as a good one",),
     ),
     # step() unscales again after unscale_(): the gradients are divided by the scale twice (1 of 9).
     Submission(

@@ -55,6 +55,7 @@ def clip(function, grads, max_norm, norm_type=2.0, error_if_nonfinite=False):
                         device=g.device if g is not None else "cpu", requires_grad=True)
         p.grad = None if g is None else g.clone()
         params.append(p)
+    given = [p.grad for p in params]
     name = f"{NAME}(parameters, max_norm={max_norm:g}, norm_type={norm_type:g})"
     try:
         with refusing("clip_grad_norm_", TORCH_CLIPPING):
@@ -64,7 +65,9 @@ def clip(function, grads, max_norm, norm_type=2.0, error_if_nonfinite=False):
         return {"raised": str(error), "grads": [p.grad for p in params]}
     if isinstance(returned, torch.Tensor):
         returned = returned.detach().to("cpu", torch.float64)
-    return {"raised": None, "returned": returned, "grads": [p.grad for p in params]}
+    # identity is only visible here, before the gradients leave the probe
+    replaced = [i for i, (p, g) in enumerate(zip(params, given)) if g is not None and p.grad is not g]
+    return {"raised": None, "returned": returned, "grads": [p.grad for p in params], "replaced": replaced}
 
 
 def run(submission, grads, max_norm, norm_type=2.0):
@@ -144,10 +147,15 @@ def check_returns_the_total_norm(submission, seed, dtype, device):
 
 @pytest.mark.weight(3)
 def check_clips_by_the_global_norm(submission, seed, dtype, device):
-    """Scales every gradient by max_norm / (‖g‖ + 1e-6), ‖g‖ the norm of all of them"""
+    """Scales every gradient, in place, by max_norm / (‖g‖ + 1e-6), ‖g‖ the norm of all of them"""
     grads = gradients(seed, dtype, device, size=2.0)
     max_norm = 0.5 + seed % 3
-    compare_grads(run(submission, grads, max_norm), grads, max_norm, 2.0, dtype, f"max_norm={max_norm:g}")
+    seen = run(submission, grads, max_norm)
+    compare_grads(seen, grads, max_norm, 2.0, dtype, f"max_norm={max_norm:g}")
+    if seen["replaced"]:
+        raise Mismatch(f"{NAME} gave parameter(s) {seen['replaced']} new .grad tensors; clip_grad_norm_ scales "
+                       "the caller's gradients in place (g.mul_(factor)), so whoever holds them sees the change. "
+                       "Likely mistake: p.grad = p.grad * factor instead of p.grad.mul_(factor).")
 
 
 def check_leaves_small_gradients_alone(submission, seed, dtype, device):
@@ -193,8 +201,14 @@ def check_non_finite_norms(submission, seed, dtype, device):
     if not same:
         untouched = all(a.to("cpu", torch.float64).nan_to_num().equal(b.to("cpu", torch.float64).nan_to_num())
                         for a, b in zip(got, grads))
-        hint = (" Likely mistake: clipping is skipped when the norm is not finite; clip_grad_norm_ multiplies "
-                "by the factor anyway (0 for an infinite norm, so the inf becomes nan; nan for a nan norm)"
-                if untouched else "")
+        if not untouched:
+            hint = ""
+        elif math.isnan(bad):
+            hint = (" Likely mistake: the factor is 1 for a nan norm, as Python's min(1.0, max_norm / (norm + 1e-6)) "
+                    "gives (every comparison with nan is false); a nan norm makes every gradient nan: use "
+                    "torch.clamp(max_norm / (norm + 1e-6), max=1.0), not Python's min")
+        else:
+            hint = (" Likely mistake: clipping is skipped when the norm is not finite; clip_grad_norm_ multiplies "
+                    "by the factor anyway (0 for an infinite norm, so the inf becomes nan)")
         raise Mismatch(f"with a gradient entry of {bad} and error_if_nonfinite=False, the gradients are "
                        f"{describe(got)}; clip_grad_norm_ leaves {describe(expected)}.{hint}")

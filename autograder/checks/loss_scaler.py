@@ -110,8 +110,9 @@ def scale_variants(overflows, steps, init_scale, growth_factor=2.0, backoff_fact
         return history
 
     return {
-        "the scale grows on a skipped step too: a step with an inf or a nan must reset the count of good "
-        "steps and only back off": lambda: run(count_skipped=True),
+        "a skipped step is counted as a good one, so after an overflow the scale grows one step early: a "
+        "step with an inf or a nan must reset the count of good steps to 0 and only back off":
+            lambda: run(count_skipped=True),
         "the count of good steps is not reset after a skipped step, so the scale grows too early":
             lambda: run(reset_on_overflow=False),
         "the scale never backs off: after a step with an inf or a nan, multiply it by backoff_factor":
