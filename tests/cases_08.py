@@ -93,6 +93,12 @@ SUBMISSIONS = [
         old="a, b, c = 3.4445, -4.7750, 2.0315", new="a, b, c = 1.5, -0.5, 0.0",
         messages=("Likely mistake: this is the cubic iteration",),
     ),
+    # A vector refused, but not with torch's ValueError: only the defaults check fails (4 of 5).
+    Submission(
+        "muon-refuses-a-vector-with-type-error", A, with_scores(FULL, muon_optimizer=3.2), cell=MUON,
+        old="raise ValueError(", new="raise TypeError(",
+        messages=("was refused, but not with ValueError",),
+    ),
     # Nesterov ignored: the update orthogonalized is always B (1 of 5).
     Submission(
         "muon-nesterov-ignored", A, with_scores(FULL, muon_optimizer=0.8), cell=MUON,

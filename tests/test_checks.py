@@ -69,3 +69,32 @@ def test_each_part_earns_the_predicted_score_with_the_predicted_message(submissi
     text = "\n".join(messages)
     for fragment in submission.messages:
         assert mentions(text, fragment), f"feedback lacks {fragment!r}:\n{text}"
+
+
+
+
+@pytest.mark.parametrize("orthogonalize", ["reference", "torch.optim.Muon's"], ids=lambda o: f"08-beyond-adam:{o}")
+def test_newton_schulz_checks_pass_correct_code_on_any_seed(orthogonalize):
+    """Correct code passes the Newton–Schulz checks of its values on each of many seeds, as
+    grading's hidden seeds require: the reference in float32 and bfloat16, and torch's own
+    iteration, which returns bfloat16 whatever it is given, in bfloat16."""
+    from autograder.checks import newton_schulz as checks
+    from autograder.feedback import Mismatch
+    from autograder.oracles import beyond
+    from autograder.probe import Local
+
+    if orthogonalize == "reference":
+        reference = next(s for s in SUBMISSIONS if s.assignment == "08-beyond-adam" and s.name == "reference")
+        submission = Local(namespace(reference)["newton_schulz"])
+    else:
+        zeropower = pytest.importorskip("torch.optim._muon")._zeropower_via_newtonschulz
+        submission = Local(lambda G, steps=5, eps=1e-7: zeropower(G, beyond.NS_COEFFICIENTS, steps, eps).to(G.dtype))
+    failures = []
+    for seed in range(300):
+        try:
+            checks.check_bfloat16_as_torch_muon_computes_it(submission, seed)
+            if orthogonalize == "reference":
+                checks.check_follows_the_quintic_iteration(submission, seed, torch.float32, "cpu")
+        except Mismatch as mismatch:
+            failures.append(f"seed {seed}: {mismatch}")
+    assert not failures, "\n".join(failures[:5])

@@ -111,13 +111,14 @@ def state_keys(Muon):
 
 
 def check_is_a_torch_optimizer_for_matrices_with_torchs_defaults(submission):
-    """Subclasses torch.optim.Optimizer with torch.optim.Muon's defaults, and refuses a parameter that is not a matrix"""
+    """Subclasses torch.optim.Optimizer with torch.optim.Muon's defaults, and raises ValueError for a parameter that is not a matrix"""
     _optimizer.require_optimizer_class(NAME, submission)
     _optimizer.require_own_optimizer(NAME, submission)
     _optimizer.require_defaults(first_group(submission), DEFAULTS, name=NAME, reference=NAME)
     (outcome,) = _optimizer.rejections(submission, NAME, [{}])
-    if outcome is None:
-        raise Mismatch("Muon([p]) with p a vector was accepted; Muon orthogonalizes matrices, so like "
+    if outcome is None or " raised ValueError" not in outcome:
+        what = "was accepted" if outcome is None else f"was refused, but not with ValueError ({outcome.rstrip('.')})"
+        raise Mismatch(f"Muon([p]) with p a vector {what}; Muon orthogonalizes matrices, so like "
                        "torch.optim.Muon it must raise ValueError for a parameter whose ndim is not 2 "
                        "(give vectors and scalars to AdamW).")
 

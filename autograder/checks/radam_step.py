@@ -29,8 +29,9 @@ HINTS = {
     "unexpected keyword": SIGNATURE,
     "positional argument": SIGNATURE,
     "math domain error": (
-        "Likely mistake: the rectification r_t is computed while ρ_t ≤ 4, where it is not defined; "
-        "compute it only once ρ_t > 5."
+        "Likely mistake: the rectification r_t is computed while 2 < ρ_t < 4, where the square "
+        "root's argument is negative (ρ₁ = 1, so the first step alone does not show it); "
+        "compute r_t only once ρ_t > 5."
     ),
     "division by zero": "Likely mistake: a bias correction 1 − βᵗ with t = 0; t is 1 on the first step.",
 }
