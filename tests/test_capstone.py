@@ -20,15 +20,18 @@ CHECK = "drop_in_gaps = {"
 
 
 def exercise_classes() -> list[str]:
-    """The optimizer classes of the exercises as a learner who completed them has them:
-    the solution cells of every ``*-optimizer`` part."""
+    """The optimizer classes of the exercises as a learner who reaches the capstone has
+    them: the solution cells of every ``*-optimizer`` part of the chapters before it (the
+    chapters after it teach optimizers the capstone does not race)."""
     return [source for grade_id, source in solution_cells() if grade_id.endswith("-optimizer-code")]
 
 
 def solution_cells() -> list[tuple[str, str]]:
-    """Every solution cell of the exercises, as (grade_id, source)."""
+    """Every solution cell of the exercises before the capstone, as (grade_id, source)."""
     cells = []
     for path in sorted((ROOT / "solutions").glob("*/*.ipynb")):
+        if path.parent.name[:2] >= CHAPTER.name[:2]:
+            continue
         for cell in nbformat.read(path, as_version=4).cells:
             meta = cell.metadata.get("nbgrader", {})
             if meta.get("solution"):
