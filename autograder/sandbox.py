@@ -89,8 +89,15 @@ class Limits:
     tmp_bytes: int = 128 * 2**20
     shm_bytes: int = 16 * 2**20
     startup_seconds: float = 120.0
-    #: Resident memory of every process of the sandbox together (:mod:`autograder.cgroups`).
-    group_memory_bytes: int = 4 * 2**30
+    #: Memory of every process of the sandbox together, page cache included
+    #: (:mod:`autograder.cgroups`); by default one process's address space and 1 GiB more,
+    #: so that a single process always meets its own limit first (a MemoryError in the
+    #: learner's code, not a killed sandbox).
+    group_memory_bytes: int | None = None
+
+    @property
+    def group_memory(self) -> int:
+        return self.group_memory_bytes or self.memory_bytes + 2**30
 
 
 def bwrap_path() -> str | None:
@@ -380,7 +387,7 @@ class Sandbox:
         uid = self.lease.uid if self.lease else os.getuid()
         try:
             # bubblewrap and its init are processes of the group too.
-            self.group = cgroups.make(self.limits.group_memory_bytes, self.limits.processes + 2)
+            self.group = cgroups.make(self.limits.group_memory, self.limits.processes + 2)
             if self.mode == "setuid":
                 self._start_setuid(uid)
             else:
