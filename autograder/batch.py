@@ -14,10 +14,15 @@ after ``nbgrader generate_assignment ASSIGNMENT``. It
    :class:`autograder.autograde.IsolatedExecute`), keeping every result in
    ``.autograder-cache/`` as soon as it is known; several assignments share one pool of
    workers, so no core waits for the last submission of one assignment;
-3. records the grades with nbgrader's own ``autograde --force`` converter (in this
-   process, an assignment at a time), which takes every result from that cache, so the
-   gradebook, ``autograded/`` and later ``generate_feedback`` and ``export`` are
-   nbgrader's own; its log goes to ``results/nbgrader.log``;
+3. records the grades as ``nbgrader autograde --force`` would, in two halves
+   (:mod:`autograder.record`): each worker finishes the notebook it graded into
+   ``autograded/`` with the notebook-only steps of nbgrader's autograde pipeline, then this
+   process writes the whole class into the gradebook in a few transactions (rows laid
+   out as nbgrader lays them out, scores and late penalties reckoned as nbgrader reckons
+   them), so ``generate_feedback``, the formgrader and ``export`` work as after nbgrader's
+   own command; ``--record-with-nbgrader`` records with nbgrader's own converter instead,
+   a submission at a time (the batch does so by itself when the configuration has an
+   autograde step it does not know). The log goes to ``results/nbgrader.log``;
 4. writes ``results/ASSIGNMENT/``: ``grades.csv`` (a row per learner, a column per test
    cell), a Gradescope-style ``<student>/results.json`` each, and ``checks.csv``, how
    many learners failed each check, most failed first.
@@ -110,23 +115,38 @@ def _init_worker() -> None:
 
 
 def grade_one(root: str, assignment: str, student: str, path: str, probe_timeout=None, timeout=None,
-              refresh=False) -> Outcome:
+              refresh=False, finish: list | None = None) -> Outcome:
     """Sanitize and grade one notebook as ``nbgrader autograde`` would, filling the cache
-    (grading it again, without reading the cache, when ``refresh``)."""
-    import nbformat
-    from nbgrader.converters import Autograde
-
-    from .autograde import IsolatedExecute
-
+    (grading it again, without reading the cache, when ``refresh``). Given ``finish``, the
+    notebook-only steps of nbgrader's autograde pipeline (:mod:`autograder.record`), the
+    graded notebook goes through them into ``autograded/``, ready to be recorded."""
     start = time.monotonic()
     root = Path(root)
     config = grading_config(root, probe_timeout, timeout)
     config.IsolatedExecute.refresh_cache = refresh
     notebook_id = Path(path).stem
     outcome = Outcome(student, notebook_id, assignment)
+    directory = coursedir(root, config)
     resources = {"nbgrader": {"notebook": notebook_id, "assignment": assignment, "student": student,
-                              "db_url": coursedir(root, config).db_url},
+                              "db_url": directory.db_url},
                  "metadata": {"path": str(Path(path).parent)}}
+    folder = Path(directory.format_path(directory.autograded_directory, student, assignment))
+    graded_path = folder / f"{notebook_id}.ipynb"
+    outcome = _graded(outcome, root, path, config, resources, finish, graded_path)
+    if finish is not None and outcome.error and graded_path.exists():
+        graded_path.unlink()  # an earlier run's, of a submission since replaced
+    outcome.seconds = time.monotonic() - start
+    return outcome
+
+
+def _graded(outcome: Outcome, root: Path, path: str, config, resources: dict, finish: list | None,
+            graded_path: Path) -> Outcome:
+    import nbformat
+    from nbgrader.converters import Autograde
+
+    from .autograde import IsolatedExecute
+    from .record import finish_notebook, write_autograded
+
     cwd = os.getcwd()
     os.chdir(root)
     try:
@@ -140,8 +160,8 @@ def grade_one(root: str, assignment: str, student: str, path: str, probe_timeout
         steps = config.Autograde.get("sanitize_preprocessors") or Autograde.class_traits()["sanitize_preprocessors"].default()
         try:
             for step in steps:
-                notebook, resources = step(config=config).preprocess(notebook, resources)
-            notebook, resources = IsolatedExecute(config=config).preprocess(notebook, resources)
+                notebook, resources = step(config=config)(notebook, resources)
+            notebook, resources = IsolatedExecute(config=config)(notebook, resources)
         except Exception as error:  # nbgrader refuses the notebook (invalid metadata, say)
             outcome.error = f"nbgrader cannot grade it: {type(error).__name__}: {str(error)[:200]}"
             return outcome
@@ -166,7 +186,15 @@ def grade_one(root: str, assignment: str, student: str, path: str, probe_timeout
                 except ValueError:
                     score = 0.0
         outcome.scores[key] = score
-    outcome.seconds = time.monotonic() - start
+    if finish is not None:
+        cwd = os.getcwd()
+        os.chdir(root)
+        try:
+            write_autograded(graded_path, finish_notebook(notebook, resources, config, finish))
+        except Exception as error:  # a notebook-only step refuses it, as it would in nbgrader's converter
+            outcome.error = f"nbgrader cannot grade it: {type(error).__name__}: {str(error)[:200]}"
+        finally:
+            os.chdir(cwd)
     return outcome
 
 
@@ -247,11 +275,27 @@ def ensure_students(root: Path, config, students: list[str]) -> None:
     student by looking it up, then inserting it, so two commands recording the same new
     learner at once (two assignments' batches, shards of a class) would both insert, and
     one would fail on the gradebook's unique key and lose that grade. Here the loser of
-    that race rolls back and finds the row the winner wrote."""
-    from nbgrader.api import Gradebook, InvalidEntry, MissingEntry
+    that race rolls back and finds the row the winner wrote. On PostgreSQL and SQLite the
+    new learners are inserted in one statement that leaves out those written meanwhile."""
+    from importlib import import_module
+
+    from nbgrader.api import Gradebook, InvalidEntry, MissingEntry, Student
+    from sqlalchemy import select
 
     with Gradebook(coursedir(root, config).db_url) as gradebook:
-        for student in students:
+        known = set()
+        for start in range(0, len(students), 500):  # in a few queries, not one per learner
+            known.update(gradebook.db.scalars(select(Student.id).where(Student.id.in_(students[start:start + 500]))))
+        missing = [s for s in students if s not in known]
+        dialect = gradebook.engine.dialect.name
+        if missing and dialect in ("postgresql", "sqlite"):
+            insert = import_module(f"sqlalchemy.dialects.{dialect}").insert
+            for start in range(0, len(missing), 500):
+                rows = [{"id": s} for s in missing[start:start + 500]]
+                gradebook.db.execute(insert(Student).values(rows).on_conflict_do_nothing())
+            gradebook.db.commit()
+            return
+        for student in missing:
             for _ in range(3):
                 try:
                     gradebook.find_student(student)
@@ -437,26 +481,12 @@ def record(root: Path, assignment: str, probe_timeout: int | None, timeout: int 
     sandbox starts), for every learner or only ``students``. Its log is appended to
     ``results/nbgrader.log``. True if nbgrader processed every submission without an
     error."""
-    import logging
-
     from nbgrader.converters import Autograde, NbGraderException
 
     config = grading_config(root, probe_timeout, timeout)
-    path = root / "results" / "nbgrader.log"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    log = logging.getLogger(f"{__name__}.record")
-    log.propagate = False
-    log.setLevel(logging.INFO)
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
-    log.addHandler(handler)
-    log.info("nbgrader autograde %s --force%s", assignment,
-             "".join(f" --student {s}" for s in students or []))
-    cwd = os.getcwd()
-    os.chdir(root)
-    # nbgrader's warnings (SQLAlchemy's, say) belong in its log with the rest, not on the screen.
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("default")
+    with recording_log(root) as log:
+        log.info("nbgrader autograde %s --force%s", assignment,
+                 "".join(f" --student {s}" for s in students or []))
         try:
             everyone = submitters(root, config, assignment)
             # nbgrader takes one student pattern, and a comma-separated list to leave out.
@@ -481,6 +511,29 @@ def record(root: Path, assignment: str, probe_timeout: int | None, timeout: int 
         except Exception:  # nbgrader itself failed
             log.exception("recording %s failed", assignment)
             return False
+
+
+@contextlib.contextmanager
+def recording_log(root: Path):
+    """A logger that appends to ``results/nbgrader.log``, in ``root`` as the working
+    folder, taking nbgrader's warnings (SQLAlchemy's, say), which belong in that log with
+    the rest, not on the screen."""
+    import logging
+
+    path = root / "results" / "nbgrader.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log = logging.getLogger(f"{__name__}.record")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
+    log.addHandler(handler)
+    cwd = os.getcwd()
+    os.chdir(root)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        try:
+            yield log
         finally:
             os.chdir(cwd)
             for warning in caught:
@@ -488,6 +541,31 @@ def record(root: Path, assignment: str, probe_timeout: int | None, timeout: int 
                                                          warning.lineno).rstrip())
             log.removeHandler(handler)
             handler.close()
+
+
+def record_bulk(root: Path, config, assignment: str, students: list[str],
+                errors: dict[str, str] | None = None) -> bool:
+    """Record ``students``' submissions of ``assignment``, graded into ``autograded/`` by
+    the workers (but those in ``errors``, which could not be graded), with
+    :func:`autograder.record.record_class`; its log is appended to
+    ``results/nbgrader.log``. True if every submission was recorded."""
+    from .record import RecordingFailed, record_class
+
+    with recording_log(root) as log:
+        log.info("recording %s: %d submission(s), %s", assignment, len(students),
+                 "every learner" if len(students) > 5 else " ".join(students))
+        try:
+            failed = record_class(root, config, assignment, students, log, errors)
+        except RecordingFailed as error:
+            log.error("%s", error)
+            print(f"error: {error}", file=sys.stderr)
+            return False
+        except Exception:  # the gradebook itself failed
+            log.exception("recording %s failed", assignment)
+            return False
+        for line in failed:
+            log.error("not recorded: %s", line)
+        return not failed
 
 
 def shard(text: str) -> tuple[int, int]:
@@ -527,6 +605,9 @@ def main(argv: list[str] | None = None) -> int:
                         choices=("visible", "hidden", "after_due_date", "after_published"),
                         help="when Gradescope shows learners the reports of hidden tests in results.json "
                              "(default: %(default)s)")
+    parser.add_argument("--record-with-nbgrader", action="store_true",
+                        help="record with nbgrader's own autograde converter, a submission at a time (the "
+                             "batch does so by itself for autograde steps it does not know)")
     parser.add_argument("--shard", type=shard, metavar="I/N",
                         help="grade only shard I of N (from 0): every N-th learner, in order of id, so that "
                              "N commands (a Kubernetes Indexed Job's pods, say) share a class and one gradebook")
@@ -590,14 +671,25 @@ def main(argv: list[str] | None = None) -> int:
     graded = [a for a in assignments if any(item[0] == a for item in work)]
     print(f"Grading {len(work)} submission(s) of {', '.join(graded)} on {args.workers} worker(s)",
           file=sys.stderr)
-    outcomes = grade_all(root, args, work)
+    from .record import finishing_steps
+
+    finish = None if args.record_with_nbgrader else finishing_steps(config)
+    if finish is None and not args.record_with_nbgrader:
+        print("note: Autograde.autograde_preprocessors holds a step the batch does not know: "
+              "recording with nbgrader's converter, a submission at a time", file=sys.stderr)
+    outcomes = grade_all(root, args, work, finish)
     status = 0
     for assignment in graded:
         mine = [o for o in outcomes if o.assignment == assignment]
         students = sorted({o.student for o in mine})
         ensure_students(root, config, students)
-        only = students if args.student or args.shard else None
-        recorded_all = record_in_parallel(root, assignment, args.probe_timeout, args.timeout, only, args.workers)
+        if finish is not None:
+            recorded_all = record_bulk(root, config, assignment, students,
+                                       {o.student: o.error for o in mine if o.error})
+        else:
+            only = students if args.student or args.shard else None
+            recorded_all = record_in_parallel(root, assignment, args.probe_timeout, args.timeout, only,
+                                              args.workers)
         status = max(status, report(root, config, assignment, mine, recorded_all, args.hidden_visibility))
     return status
 
@@ -623,15 +715,15 @@ def report(root: Path, config, assignment: str, outcomes: list[Outcome], recorde
         if outcome.error:
             print(f"  {outcome.student}: {outcome.error}", file=sys.stderr)
     if missing:
-        print(f"warning: nbgrader recorded no grade for {', '.join(missing)}; see results/nbgrader.log",
+        print(f"warning: the gradebook holds no grade for {', '.join(missing)}; see results/nbgrader.log",
               file=sys.stderr)
     elif not recorded_all:
-        print(f"warning: nbgrader reported errors recording {assignment}; see results/nbgrader.log",
+        print(f"warning: not every submission of {assignment} was recorded; see results/nbgrader.log",
               file=sys.stderr)
     return 0 if recorded_all and not missing else 1
 
 
-def grade_all(root: Path, args, work: list[tuple[str, str, Path]]) -> list[Outcome]:
+def grade_all(root: Path, args, work: list[tuple[str, str, Path]], finish: list | None = None) -> list[Outcome]:
     """Grade every (assignment, student, notebook) of ``work`` on ``args.workers`` forked
     workers, in that order; a worker that dies is replaced and its submission tried again
     (three times at most)."""
@@ -656,7 +748,7 @@ def grade_all(root: Path, args, work: list[tuple[str, str, Path]]) -> list[Outco
         try:
             with ProcessPoolExecutor(args.workers, mp_context=context, initializer=_init_worker) as pool:
                 futures = {pool.submit(grade_one, str(root), *item, args.probe_timeout, args.timeout,
-                                       args.ignore_cache): item
+                                       args.ignore_cache, finish): item
                            for item in pending}
                 for future in as_completed(futures):
                     assignment, student, path = futures[future]

@@ -161,6 +161,17 @@ def use_gradebook(tmp_path, monkeypatch, url) -> None:
     monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(shared))
 
 
+def postgres_course(server, cache, tmp_path, monkeypatch, assignments):
+    """A course folder with ``assignments`` in a new PostgreSQL gradebook that the user's
+    configuration names, and the class's results cached: (the gradebook's URL, the folder)."""
+    url = postgres.create_database(server, "gradebook")
+    use_gradebook(tmp_path, monkeypatch, url)
+    course = tmp_path / "course"
+    course_with(course, assignments)
+    shutil.copytree(cache, course / ".autograder-cache")
+    return url, course
+
+
 @pytest.mark.slow
 class TestOneClass:
     """A test of its own class, so that xdist (``--dist loadscope``) runs it beside the others."""
@@ -227,11 +238,7 @@ class TestConcurrentCommands:
 
     def test_two_batches_and_an_export_at_once_lose_and_duplicate_no_grade(self, server, cache, tmp_path,
                                                                            monkeypatch):
-        url = postgres.create_database(server, "gradebook")
-        use_gradebook(tmp_path, monkeypatch, url)
-        course = tmp_path / "course"
-        course_with(course, [A, B])
-        shutil.copytree(cache, course / ".autograder-cache")
+        url, course = postgres_course(server, cache, tmp_path, monkeypatch, [A, B])
         # Many learners, every one new to the gradebook and in both assignments: both batches
         # create the same learners at the same moment (identical notebooks share cached results).
         names = {s.name: [f"{s.name}-{i}" for i in range(10)] for s in CLASS + CLASS_B}
@@ -277,3 +284,163 @@ class TestShards:
             assert process.returncode == 0, errors
         expected = {name: pytest.approx(s.scores) for s in CLASS for name in names[s.name]}
         assert gradebook_grades(url, A) == expected
+
+
+# --- The batch's recorder against nbgrader's converter -------------------------------
+
+def gradebook_rows(db_url, assignment) -> dict[str, dict]:
+    """Every value nbgrader keeps of each learner's submission: its timestamp, and per
+    notebook the late penalty, the flag, each grade (auto, manual, extra credit, needs a
+    manual grade) and each comment (auto, manual), by cell name."""
+    from nbgrader.api import Gradebook
+
+    rows = {}
+    with Gradebook(db_url) as gradebook:
+        for submission in gradebook.assignment_submissions(assignment):
+            rows[submission.student.id] = {"timestamp": submission.timestamp, "notebooks": {
+                notebook.name: {
+                    "late_penalty": notebook.late_submission_penalty, "flagged": notebook.flagged,
+                    "grades": {g.name: (g.auto_score, g.manual_score, g.extra_credit, g.needs_manual_grade)
+                               for g in notebook.grades},
+                    "comments": {c.name: (c.auto_comment, c.manual_comment) for c in notebook.comments}}
+                for notebook in submission.notebooks}}
+    return rows
+
+
+def autograded_files(course) -> dict[str, tuple[bytes, int]]:
+    folder = course / "autograded"
+    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mode & 0o777)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+class TestRecorders:
+    """A test of its own class, so that xdist (``--dist loadscope``) runs it beside the others."""
+
+    def test_the_batchs_recorder_leaves_what_nbgraders_converter_leaves(self, cache, tmp_path):
+        from nbgrader.api import Gradebook
+
+        (reference,) = [s for s in CLASS if s.name == "reference"]
+        wrong = next(s for s in CLASS if s.name not in ("reference", "blank"))
+        outcomes = {}
+        for way in ("batch", "nbgrader"):
+            course = tmp_path / way
+            course_with(course, [A], duedate="2026-01-01 00:00:00 UTC", db_url="sqlite:///gradebook.db")
+            with open(course / "nbgrader_config.py", "a") as handle:
+                handle.write('c.LateSubmissionPlugin.penalty_method = "zero"\n')
+            # Both courses record the same results: the second takes the first's cache.
+            shutil.copytree(tmp_path / "batch" / ".autograder-cache" if way == "nbgrader" else cache,
+                            course / ".autograder-cache")
+            submit(course, CLASS)
+            submit(course, [reference], names=["latecomer"])
+            (course / "submitted" / "latecomer" / A / "timestamp.txt").write_text("2026-02-01 00:00:00 UTC")
+            (course / "submitted" / "unreadable" / A).mkdir(parents=True)
+            (course / "submitted" / "unreadable" / A / source_notebook(A).name).write_text("{not json")
+            command = [sys.executable, "-m", "autograder.batch", A, "--workers", "2"]
+            command += ["--record-with-nbgrader"] if way == "nbgrader" else []
+            first = run(command, cwd=course, timeout=1800, check=False)
+            # A grader's manual score and comment, then the class recorded again over them.
+            url = f"sqlite:///{course / 'gradebook.db'}"
+            with Gradebook(url) as gradebook:
+                notebook = gradebook.find_submission_notebook(source_notebook(A).stem, A, wrong.name)
+                notebook.grades[0].manual_score, notebook.grades[0].extra_credit = 1.5, 0.5
+                notebook.comments[0].manual_comment = "see me"
+                gradebook.db.commit()
+            second = run(command, cwd=course, timeout=1800, check=False)
+            outcomes[way] = (first.returncode, second.returncode, gradebook_rows(url, A), autograded_files(course),
+                             results_csv(course, A))
+        batch, nbgrader = outcomes["batch"], outcomes["nbgrader"]
+        assert batch[:2] == nbgrader[:2] == (1, 1), "the unreadable notebook is reported, both ways"
+        assert batch[2] == nbgrader[2]
+        assert batch[3].keys() == nbgrader[3].keys()
+        for name in batch[3]:
+            assert batch[3][name] == nbgrader[3][name], name
+        assert batch[4] == nbgrader[4]
+        # What the comparison covered: a late penalty, a manual grade kept, a learner not graded.
+        rows = batch[2]
+        (late,) = rows["latecomer"]["notebooks"].values()
+        assert late["late_penalty"] == pytest.approx(reference.total)
+        (kept,) = rows[wrong.name]["notebooks"].values()
+        assert any(grade[1:] == (1.5, 0.5, True) for grade in kept["grades"].values())
+        (unread,) = rows["unreadable"]["notebooks"].values()
+        assert all(grade[0] is None for grade in unread["grades"].values())
+        assert "latecomer/01-gradient-descent/timestamp.txt" in batch[3]
+        assert not any(name.startswith("unreadable/") for name in batch[3])
+
+
+RACING_RECORDER = """
+import sys, time
+from pathlib import Path
+from sqlalchemy import text
+from autograder import batch, record
+
+written = record._write_chunk
+def held(gradebook, *arguments):
+    written(gradebook, *arguments)
+    gradebook.db.flush()
+    if sys.argv[2] == "hold":
+        # The transaction stays open, its new rows unseen by others, until another
+        # command waits on them.
+        print("holding", flush=True)
+        deadline = time.monotonic() + 240
+        with gradebook.engine.connect() as connection:
+            while time.monotonic() < deadline:
+                waiting = connection.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")).scalar()
+                connection.rollback()  # the view is a snapshot per transaction
+                if waiting:
+                    break
+                time.sleep(0.1)
+record._write_chunk = held
+root = Path(sys.argv[1])
+config = batch.course_config(root)
+students = sys.argv[3:]
+sys.exit(0 if batch.record_bulk(root, config, "01-gradient-descent", students) else 1)
+"""
+
+
+@pytest.mark.slow
+class TestRecordingRace:
+    """A test of its own class, so that xdist (``--dist loadscope``) runs it beside the others."""
+
+    def test_two_commands_recording_the_same_learners_at_once_record_each_once(self, server, cache, tmp_path,
+                                                                                 monkeypatch):
+        from nbgrader.api import Gradebook
+
+        url, course = postgres_course(server, cache, tmp_path, monkeypatch, [A])
+        submit(course, CLASS)
+        result = run([sys.executable, "-m", "autograder.batch", A, "--workers", "2"], cwd=course, timeout=1800,
+                     check=False)
+        assert result.returncode == 0, result.stderr
+        learners = sorted(s.name for s in CLASS)
+        with Gradebook(url) as gradebook:  # graded, the learners known, no submission recorded
+            for name in learners:
+                gradebook.remove_submission(A, name)
+        assert gradebook_grades(url, A) == {}
+        # The first holds its new submissions uncommitted until the second waits to write
+        # the same ones: the second must meet the first's rows, and record over them.
+        def recorder(hold: str) -> subprocess.Popen:
+            return subprocess.Popen([sys.executable, "-c", RACING_RECORDER, str(course), hold, *learners],
+                                    env=course_environ(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+        first = recorder("hold")
+        assert first.stdout.readline().strip() == "holding", first.communicate()[0]
+        second = recorder("go")
+        for process in (first, second):
+            output, _ = process.communicate(timeout=300)
+            assert process.returncode == 0, output
+        log = (course / "results" / "nbgrader.log").read_text()
+        assert "trying again" in log and "IntegrityError" in log, log[-3000:]
+        assert gradebook_grades(url, A) == {s.name: pytest.approx(s.scores) for s in CLASS}
+
+
+def test_an_autograde_step_the_batch_does_not_know_is_left_to_nbgraders_converter():
+    from autograder.batch import course_config
+    from autograder.record import finishing_steps
+
+    config = course_config(ROOT)
+    assert [step.__name__ for step in finishing_steps(config)] == [
+        "IgnorePattern", "ClearMetadataPreprocessor", "LimitOutput", "CheckCellMetadata"]
+    config.Autograde.autograde_preprocessors = [*config.Autograde.autograde_preprocessors,
+                                                "nbgrader.preprocessors.ClearSolutions"]
+    assert finishing_steps(config) is None
