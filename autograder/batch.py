@@ -142,10 +142,9 @@ def grade_one(root: str, assignment: str, student: str, path: str, probe_timeout
 def _graded(outcome: Outcome, root: Path, path: str, config, resources: dict, finish: list | None,
             graded_path: Path) -> Outcome:
     import nbformat
-    from nbgrader.converters import Autograde
 
     from .autograde import IsolatedExecute
-    from .record import finish_notebook, write_autograded
+    from .record import configured_steps, finish_notebook, write_autograded
 
     cwd = os.getcwd()
     os.chdir(root)
@@ -157,7 +156,7 @@ def _graded(outcome: Outcome, root: Path, path: str, config, resources: dict, fi
         except Exception as error:  # unreadable in every way nbformat knows
             outcome.error = f"not a notebook nbgrader can read: {type(error).__name__}: {str(error)[:200]}"
             return outcome
-        steps = config.Autograde.get("sanitize_preprocessors") or Autograde.class_traits()["sanitize_preprocessors"].default()
+        steps = configured_steps(config, "sanitize_preprocessors")
         try:
             for step in steps:
                 notebook, resources = step(config=config)(notebook, resources)
@@ -276,25 +275,43 @@ def ensure_students(root: Path, config, students: list[str]) -> None:
     learner at once (two assignments' batches, shards of a class) would both insert, and
     one would fail on the gradebook's unique key and lose that grade. Here the loser of
     that race rolls back and finds the row the winner wrote. On PostgreSQL and SQLite the
-    new learners are inserted in one statement that leaves out those written meanwhile."""
+    new learners are inserted in a few statements that leave out those written meanwhile
+    (tried again while the database is busy); where that fails (an id the database
+    refuses), a learner at a time, so that only that learner is left out."""
     from importlib import import_module
 
     from nbgrader.api import Gradebook, InvalidEntry, MissingEntry, Student
     from sqlalchemy import select
+    from sqlalchemy.exc import DBAPIError, OperationalError
 
-    with Gradebook(coursedir(root, config).db_url) as gradebook:
-        known = set()
-        for start in range(0, len(students), 500):  # in a few queries, not one per learner
-            known.update(gradebook.db.scalars(select(Student.id).where(Student.id.in_(students[start:start + 500]))))
-        missing = [s for s in students if s not in known]
-        dialect = gradebook.engine.dialect.name
-        if missing and dialect in ("postgresql", "sqlite"):
-            insert = import_module(f"sqlalchemy.dialects.{dialect}").insert
-            for start in range(0, len(missing), 500):
-                rows = [{"id": s} for s in missing[start:start + 500]]
-                gradebook.db.execute(insert(Student).values(rows).on_conflict_do_nothing())
-            gradebook.db.commit()
-            return
+    url = coursedir(root, config).db_url
+    missing = list(students)
+    for attempt in range(4):
+        with Gradebook(url) as gradebook:
+            try:
+                known = set()
+                for start in range(0, len(students), 500):  # in a few queries, not one per learner
+                    chosen = students[start:start + 500]
+                    known.update(gradebook.db.scalars(select(Student.id).where(Student.id.in_(chosen))))
+                missing = [s for s in students if s not in known]
+                dialect = gradebook.engine.dialect.name
+                if not missing or dialect not in ("postgresql", "sqlite"):
+                    break
+                insert = import_module(f"sqlalchemy.dialects.{dialect}").insert
+                for start in range(0, len(missing), 500):
+                    rows = [{"id": s} for s in missing[start:start + 500]]
+                    gradebook.db.execute(insert(Student).values(rows).on_conflict_do_nothing())
+                gradebook.db.commit()
+                return
+            except OperationalError:
+                gradebook.db.rollback()
+                if attempt == 3:
+                    raise
+                time.sleep(0.5 * 2 ** attempt)
+            except DBAPIError:
+                gradebook.db.rollback()
+                break
+    with Gradebook(url) as gradebook:
         for student in missing:
             for _ in range(3):
                 try:
@@ -675,14 +692,23 @@ def main(argv: list[str] | None = None) -> int:
 
     finish = None if args.record_with_nbgrader else finishing_steps(config)
     if finish is None and not args.record_with_nbgrader:
-        print("note: Autograde.autograde_preprocessors holds a step the batch does not know: "
+        print("note: Autograde.autograde_preprocessors is not a pipeline the batch records itself: "
               "recording with nbgrader's converter, a submission at a time", file=sys.stderr)
     outcomes = grade_all(root, args, work, finish)
     status = 0
     for assignment in graded:
         mine = [o for o in outcomes if o.assignment == assignment]
         students = sorted({o.student for o in mine})
-        ensure_students(root, config, students)
+        from sqlalchemy.exc import OperationalError
+
+        try:
+            ensure_students(root, config, students)
+        except OperationalError as error:
+            print(f"error: the gradebook cannot be written ({str(error).splitlines()[0][:200]}); nothing of "
+                  f"{assignment} was recorded, and its results are cached: run the batch again to record them",
+                  file=sys.stderr)
+            status = 1
+            continue
         if finish is not None:
             recorded_all = record_bulk(root, config, assignment, students,
                                        {o.student: o.error for o in mine if o.error})

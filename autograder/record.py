@@ -3,8 +3,8 @@
 nbgrader's ``autograde`` converter records one submission at a time: it exports the
 notebook twice (sanitized, then graded, each written, read back and validated) and makes
 some seventy round trips to the gradebook per submission, each step opening the gradebook
-afresh. For a class of thousands on a database server that is hours of recording after
-the grading is done. This module splits the same work where it is cheapest:
+afresh. For a class of a few thousand on a database server that is most of an hour of
+recording after the grading is done, on one core however many graded. This module splits the same work where it is cheapest:
 
 - the notebook's part (:func:`finish_notebook`, :func:`write_autograded`) runs in the
   batch's grading workers, on the notebook they hold anyway: the steps of
@@ -24,15 +24,17 @@ the source's, read-only), so ``generate_feedback``, the formgrader and ``export`
 difference. ``tests/test_gradebook.py`` records one class both ways and compares every
 row and every notebook.
 
-A configuration whose autograde steps include one this module does not know (it might
-write to the gradebook itself) is recorded with nbgrader's converter instead
-(:func:`finishing_steps` returns None), as is a batch run with ``--record-with-nbgrader``.
+Only an autograde pipeline of the shape nbgrader's default has is recorded this way (see
+:func:`finishing_steps`); any other is recorded with nbgrader's converter instead, as is a
+batch run with ``--record-with-nbgrader``.
 
 Several commands may record at once (shards, two assignments, two instructors): a
 transaction that meets another's new row (a unique key) or a busy database rolls back
-and is tried again, reading what the other wrote; after :data:`ATTEMPTS` tries it stops
-with :class:`RecordingFailed`, having changed nothing, and the results cache keeps every
-grade for the next run.
+and is tried again, reading what the other wrote. A transaction that still fails is
+written again a learner at a time, so that a learner the gradebook refuses is left out
+alone; if the gradebook refuses learner after learner, :class:`RecordingFailed` stops the
+recording. Nothing of a failed transaction is written, and the results cache keeps
+every grade for the next run.
 """
 
 from __future__ import annotations
@@ -58,36 +60,46 @@ class RecordingFailed(Exception):
     changed by the transaction that failed."""
 
 
-def _classes(steps) -> list:
+def configured_steps(config, name: str) -> list:
+    """``Autograde.<name>`` (``sanitize_preprocessors``, ``autograde_preprocessors``) as
+    nbgrader's converter resolves it from the configuration (a list, or a default changed
+    with ``.append``), as classes."""
+    from nbgrader.converters import Autograde
     from traitlets.utils.importstring import import_item
 
-    return [import_item(step) if isinstance(step, str) else step for step in steps]
+    return [import_item(step) if isinstance(step, str) else step
+            for step in getattr(Autograde(config=config), name)]
 
 
 def finishing_steps(config) -> list | None:
-    """The steps of ``Autograde.autograde_preprocessors`` after execution that change only
-    the notebook, in the configured order; None if the configuration has a step this
-    module does not know, which then needs nbgrader's own converter."""
+    """The steps of ``Autograde.autograde_preprocessors`` that the grading workers run on a
+    graded notebook before it is recorded, in the configured order; None where the
+    pipeline needs nbgrader's own converter.
+
+    The batch records a pipeline of one shape: the execution step first; then steps that
+    change only the notebook; then ``SaveAutoGrades``, which scores the notebook as it is
+    at that point; then ``AssignLatePenalties``, and nothing else that changes the
+    notebook (``CheckCellMetadata`` only checks it). A step it does not know (it might
+    write to the gradebook itself), another order (nbgrader would score a different
+    notebook), or a pipeline that saves no grade or assigns no penalty is left to nbgrader."""
     from nbconvert.preprocessors import ClearMetadataPreprocessor
-    from nbgrader.converters import Autograde
     from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Execute, IgnorePattern,
                                         LimitOutput, SaveAutoGrades)
 
     from .autograde import IsolatedExecute
 
-    configured = config.Autograde.get("autograde_preprocessors")
-    if configured is None:
-        configured = Autograde.class_traits()["autograde_preprocessors"].default()
-    notebook_only = (IgnorePattern, ClearMetadataPreprocessor, LimitOutput, CheckCellMetadata)
-    done_elsewhere = (Execute, IsolatedExecute, SaveAutoGrades, AssignLatePenalties)
-    steps = []
-    for step in _classes(configured):
-        if step in done_elsewhere:
-            continue
-        if step not in notebook_only:
-            return None
-        steps.append(step)
-    return steps
+    steps = configured_steps(config, "autograde_preprocessors")
+    if not steps or steps[0] not in (Execute, IsolatedExecute):
+        return None
+    rest = steps[1:]
+    if rest.count(SaveAutoGrades) != 1 or rest.count(AssignLatePenalties) != 1:
+        return None
+    before, after = rest[:rest.index(SaveAutoGrades)], rest[rest.index(SaveAutoGrades) + 1:]
+    if any(step not in (IgnorePattern, ClearMetadataPreprocessor, LimitOutput, CheckCellMetadata) for step in before):
+        return None
+    if any(step not in (AssignLatePenalties, CheckCellMetadata) for step in after):
+        return None
+    return before + [step for step in after if step is CheckCellMetadata]
 
 
 def finish_notebook(notebook, resources: dict, config, steps: list):
@@ -111,39 +123,36 @@ def write_autograded(path: Path, notebook) -> None:
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False,
                                      prefix=".", suffix=".tmp") as handle:
         handle.write(text)
+    os.chmod(handle.name, 0o644)  # until recording gives it the course's permissions
     os.replace(handle.name, path)
 
 
 @dataclasses.dataclass
 class Graded:
-    """What one learner's graded notebooks tell the gradebook: per notebook of the
-    assignment, the auto score of each grade cell and the auto comment of each solution or
-    task cell by cell name, or None for a notebook not submitted."""
+    """What one learner's graded notebooks tell the gradebook: per submitted notebook of
+    the assignment, the auto score of each grade cell and the auto comment of each
+    solution or task cell, by cell name; the notebooks not submitted; or why the
+    submission could not be graded."""
 
     student: str
     timestamp: object = None
-    notebooks: dict[str, tuple[dict, dict] | None] = dataclasses.field(default_factory=dict)
+    notebooks: dict[str, tuple[dict, dict]] = dataclasses.field(default_factory=dict)
+    missing: list[str] = dataclasses.field(default_factory=list)
     error: str = ""
 
 
-def read_graded(folder: Path, submitted: Path, names: list[str]) -> dict[str, tuple[dict, dict] | None] | str:
-    """Scores and comments from the graded notebooks in ``folder``, or why there are none."""
+def read_graded(folder: Path, names: list[str]) -> dict[str, tuple[dict, dict]]:
+    """Scores and comments from the graded notebooks ``names`` in ``folder``."""
     import nbformat
     from nbgrader import utils
 
     graded = {}
     for name in names:
-        if not (submitted / f"{name}.ipynb").exists():
-            graded[name] = None
-            continue
         path = folder / f"{name}.ipynb"
-        try:
-            # Written by a grading worker from a validated notebook: parsed, not validated again.
-            notebook = nbformat.v4.reads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return f"no graded notebook {name}.ipynb (it could not be graded)"
-        except Exception as error:
-            return f"its graded notebook {name}.ipynb cannot be read: {type(error).__name__}: {error}"
+        if not path.exists():
+            raise ValueError(f"no graded notebook {name}.ipynb (it could not be graded)")
+        # Written by a grading worker from a validated notebook: parsed, not validated again.
+        notebook = nbformat.v4.reads(path.read_text(encoding="utf-8"))
         scores, comments = {}, {}
         for cell in notebook.cells:
             if utils.is_grade(cell):
@@ -156,12 +165,12 @@ def read_graded(folder: Path, submitted: Path, names: list[str]) -> dict[str, tu
     return graded
 
 
-def place_files(root: Path, directory, assignment: str, student: str, notebooks: list[str],
-                exclude_overwriting: list[str], permissions: int) -> None:
+def place_files(directory, assignment: str, student: str, notebooks: list[str], exclude_overwriting: list[str],
+                permissions: int, log: logging.Logger) -> None:
     """The rest of ``autograded/<student>/<assignment>/`` as nbgrader's converter leaves it:
     the submission's other files (its ``timestamp.txt``), then the source's other files
     over them, every file ``permissions``, and nothing else (the graded notebooks the
-    workers wrote are kept)."""
+    workers wrote are kept). A link in the submission is never followed."""
     from nbgrader.utils import find_all_files
 
     submitted = Path(directory.format_path(directory.submitted_directory, student, assignment))
@@ -170,20 +179,23 @@ def place_files(root: Path, directory, assignment: str, student: str, notebooks:
     dest.mkdir(parents=True, exist_ok=True)
     kept = {dest / f"{name}.ipynb" for name in notebooks}
     ignore = list(directory.ignore) + ["*.ipynb"]
-    excluded = {source / name for name in exclude_overwriting}
-    for origin, files in ((submitted, find_all_files(str(submitted), ignore)),
-                          (source, [f for f in find_all_files(str(source), ignore) if Path(f) not in excluded])):
-        for name in files:
-            if Path(name).is_symlink():  # never followed out of the submission (the intake refuses them)
-                continue
-            target = dest / Path(name).relative_to(origin)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if target.exists():
-                target.unlink()
-            shutil.copy(name, target)
-            kept.add(target)
+    excluded = {os.path.join(str(source), name) for name in exclude_overwriting}
+    copies = [(submitted, name) for name in find_all_files(str(submitted), ignore) if not Path(name).is_symlink()]
+    copies += [(source, name) for name in find_all_files(str(source), ignore) if name not in excluded]
+    for origin, name in copies:
+        target = dest / Path(name).relative_to(origin)
+        for above in reversed(target.relative_to(dest).parents[:-1]):  # a file where a folder goes
+            if (dest / above).is_file() or (dest / above).is_symlink():
+                (dest / above).unlink()
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists() or target.is_symlink():
+            target.unlink()
+        shutil.copy(name, target)
+        kept.add(target)
     for path in sorted(dest.rglob("*"), reverse=True):
-        if path.is_file() and path not in kept:
+        if (path.is_file() or path.is_symlink()) and path not in kept:
             path.unlink()
         elif path.is_dir() and not any(path.iterdir()):
             path.rmdir()
@@ -195,7 +207,10 @@ def place_files(root: Path, directory, assignment: str, student: str, notebooks:
         for folder in [autograded, dest, *(p for p in dest.rglob("*") if p.is_dir())]:
             mode = folder.stat().st_mode
             if mode & 0o2770 != 0o2770:
-                folder.chmod((mode | 0o2770) & 0o2777)
+                try:
+                    folder.chmod((mode | 0o2770) & 0o2777)
+                except PermissionError:
+                    log.warning("could not make %s group-shared", folder)
 
 
 def _score(grade, auto_score) -> float:
@@ -204,7 +219,20 @@ def _score(grade, auto_score) -> float:
     return 0.0 if base is None else base + (grade.extra_credit or 0.0)
 
 
-def _write_chunk(gradebook, assignment: str, chunk: list[Graded], plugin, log) -> None:
+def _late_penalty(late, student: str, score: float, seconds_late: float, log: logging.Logger) -> float | None:
+    """As nbgrader's AssignLatePenalties: the configured plugin (a fresh one per notebook)
+    asked for the penalty, which is then kept within 0 and the notebook's score."""
+    late.init_plugin()
+    penalty = late.plugin_inst.late_submission_penalty(student, score, seconds_late)
+    log.warning("%s is %s seconds late: late submission penalty %s", student, seconds_late, penalty)
+    if penalty is None:
+        return None
+    if penalty < 0:
+        return 0
+    return score if penalty > score else penalty
+
+
+def _write_chunk(gradebook, assignment: str, chunk: list[Graded], late, log) -> None:
     from nbgrader.api import Comment, Grade, Notebook, SubmittedAssignment, SubmittedNotebook
     from sqlalchemy import select
     from sqlalchemy.orm import selectinload
@@ -212,18 +240,13 @@ def _write_chunk(gradebook, assignment: str, chunk: list[Graded], plugin, log) -
     session = gradebook.db
     found = gradebook.find_assignment(assignment)
     notebooks = session.scalars(
-        select(Notebook).where(Notebook.assignment_id == found.id)
-        .options(selectinload(Notebook._base_cells))).all()
+        select(Notebook).where(Notebook.assignment_id == found.id).options(selectinload(Notebook._base_cells))).all()
     existing = {s.student_id: s for s in session.scalars(
         select(SubmittedAssignment)
         .where(SubmittedAssignment.assignment_id == found.id,
                SubmittedAssignment.student_id.in_([g.student for g in chunk]))
         .options(selectinload(SubmittedAssignment.notebooks).selectinload(SubmittedNotebook.grades),
                  selectinload(SubmittedAssignment.notebooks).selectinload(SubmittedNotebook.comments)))}
-    names = {notebook.id: notebook.name for notebook in notebooks}
-    cells = {notebook.id: {cell.id: cell.name for cell in
-                           [*notebook.grade_cells, *notebook.solution_cells, *notebook.task_cells]}
-             for notebook in notebooks}
     for graded in chunk:
         submission = existing.get(graded.student)
         if submission is None:
@@ -244,36 +267,58 @@ def _write_chunk(gradebook, assignment: str, chunk: list[Graded], plugin, log) -
         elif graded.timestamp is not None:
             submission.timestamp = graded.timestamp
     session.flush()  # the new rows, in a few statements, so that every row has its keys
+    names = {notebook.id: notebook.name for notebook in notebooks}
+    cells = {notebook.id: {cell.id: cell.name for cell in notebook._base_cells} for notebook in notebooks}
     for graded in chunk:
         submission = existing[graded.student]
-        if graded.error:
-            continue  # as nbgrader's converter leaves a submission it failed on: its grades untouched
         seconds_late = submission.total_seconds_late
         for mine in submission.notebooks:
-            result = graded.notebooks.get(names[mine.notebook_id])
-            if result is None:  # not submitted: nbgrader's converter scores its cells 0
+            name = names[mine.notebook_id]
+            if name in graded.missing:  # not submitted: nbgrader's converter scores its cells 0
                 for grade in mine.grades:
                     grade.auto_score, grade.needs_manual_grade = 0, False
                 continue
-            scores, comments = result
+            if graded.error or name not in graded.notebooks:
+                continue  # as nbgrader's converter leaves a notebook it failed on: untouched
+            scores, comments = graded.notebooks[name]
             total = 0.0
             for grade in mine.grades:
-                name = cells[mine.notebook_id][grade.cell_id]
-                if name in scores:
-                    grade.auto_score = scores[name]
+                cell = cells[mine.notebook_id][grade.cell_id]
+                if cell in scores:
+                    grade.auto_score = scores[cell]
                     grade.needs_manual_grade = grade.manual_score is not None or grade.auto_score is None
                 total += _score(grade, grade.auto_score)
             for comment in mine.comments:
-                name = cells[mine.notebook_id][comment.cell_id]
-                if name in comments:
-                    comment.auto_comment = comments[name]
+                cell = cells[mine.notebook_id][comment.cell_id]
+                if cell in comments:
+                    comment.auto_comment = comments[cell]
             mine.late_submission_penalty = None
             if seconds_late > 0:
-                penalty = plugin.late_submission_penalty(graded.student, total, seconds_late)
-                log.warning("%s of %s is %s seconds late: late submission penalty %s",
-                            graded.student, assignment, seconds_late, penalty)
-                if penalty is not None:
-                    mine.late_submission_penalty = min(max(penalty, 0), total)
+                mine.late_submission_penalty = _late_penalty(late, graded.student, total, seconds_late, log)
+
+
+def _transaction(directory, assignment: str, chunk: list[Graded], late, log) -> None:
+    """``chunk`` written in one transaction, tried again (reading afresh what others wrote)
+    while another command holds or has just written the same rows."""
+    from nbgrader.api import Gradebook
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            with Gradebook(directory.db_url, directory.course_id) as gradebook:
+                try:
+                    _write_chunk(gradebook, assignment, chunk, late, log)
+                    gradebook.db.commit()
+                except BaseException:
+                    gradebook.db.rollback()
+                    raise
+            return
+        except (IntegrityError, OperationalError) as error:
+            if attempt == ATTEMPTS:
+                raise
+            reason = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+            log.warning("recording %s: %s; trying again", assignment, reason)
+            time.sleep(min(8.0, 0.2 * 2 ** attempt) * random.uniform(0.5, 1.0))
 
 
 def record_class(root: Path, config, assignment: str, students: list[str], log: logging.Logger,
@@ -281,14 +326,17 @@ def record_class(root: Path, config, assignment: str, students: list[str], log: 
     """Record ``students``' graded submissions of ``assignment`` (their notebooks in
     ``autograded/``, written by the grading workers) in the gradebook the configuration
     names; a learner in ``errors`` could not be graded (why), and nothing of theirs is read.
-    Returns the learners whose submission could not be recorded, each with why; their
-    submission exists in the gradebook as nbgrader's converter would leave it.
-    Raises :class:`RecordingFailed` if the gradebook refuses a transaction past every
-    retry."""
+
+    Learners are written :data:`CHUNK` to a transaction; a transaction that fails past its
+    retries is written again a learner at a time, so one learner's fault (a late-penalty
+    plugin that raises, an id the database refuses) costs only that learner. Returns the
+    learners whose submission could not be recorded, each with why; each is left as
+    nbgrader's converter leaves a submission it failed on. Raises
+    :class:`RecordingFailed` if the gradebook itself stays unavailable."""
     from nbgrader.api import Gradebook
     from nbgrader.converters import Autograde
     from nbgrader.preprocessors import AssignLatePenalties
-    from sqlalchemy.exc import IntegrityError, OperationalError
+    from sqlalchemy.exc import OperationalError
 
     from .batch import coursedir
 
@@ -297,47 +345,55 @@ def record_class(root: Path, config, assignment: str, students: list[str], log: 
     permissions = int(str(converter.permissions), 8)
     exclude = converter.exclude_overwriting.get(assignment, [])
     late = AssignLatePenalties(config=config)
-    late.init_plugin()
     with Gradebook(directory.db_url, directory.course_id) as gradebook:
         names = [notebook.name for notebook in gradebook.find_assignment(assignment).notebooks]
     failed, work = [], []
     for student in students:
         submitted = Path(directory.format_path(directory.submitted_directory, student, assignment))
         folder = Path(directory.format_path(directory.autograded_directory, student, assignment))
-        graded = Graded(student, directory.get_existing_timestamp(str(submitted)))
-        result = (errors or {}).get(student) or read_graded(folder, submitted, names)
-        if isinstance(result, str):
-            graded.error = result
-            failed.append(f"{student}: {result}")
-            if folder.exists():  # as nbgrader's converter removes what it failed to grade
-                shutil.rmtree(folder)
-        else:
-            graded.notebooks = result
-            place_files(root, directory, assignment, student, [n for n in names if result[n] is not None],
-                        exclude, permissions)
+        graded = Graded(student, missing=[name for name in names if not (submitted / f"{name}.ipynb").exists()])
+        try:
+            graded.timestamp = directory.get_existing_timestamp(str(submitted))
+        except Exception as error:  # nbgrader's converter stops there, before any row is written
+            failed.append(f"{student}: its timestamp.txt cannot be read ({type(error).__name__})")
+            shutil.rmtree(folder, ignore_errors=True)
+            continue
+        graded.error = (errors or {}).get(student, "")
+        if not graded.error:
+            try:
+                submitted_names = [name for name in names if name not in graded.missing]
+                graded.notebooks = read_graded(folder, submitted_names)
+                place_files(directory, assignment, student, submitted_names, exclude, permissions, log)
+            except Exception as error:
+                graded.error = f"{type(error).__name__}: {str(error)[:300]}"
+        if graded.error:
+            failed.append(f"{student}: {graded.error}")
+            shutil.rmtree(folder, ignore_errors=True)  # as nbgrader's converter removes what it failed on
         work.append(graded)
     for start in range(0, len(work), CHUNK):
         chunk = work[start:start + CHUNK]
-        for attempt in range(1, ATTEMPTS + 1):
+        try:
+            _transaction(directory, assignment, chunk, late, log)
+            log.info("recorded %d submission(s) of %s", len(chunk), assignment)
+            continue
+        except Exception as error:
+            log.warning("recording %d submission(s) of %s together failed (%s: %s); one at a time now",
+                        len(chunk), assignment, type(error).__name__, str(error).splitlines()[0][:200])
+        busy = 0
+        for graded in chunk:
             try:
-                with Gradebook(directory.db_url, directory.course_id) as gradebook:
-                    try:
-                        _write_chunk(gradebook, assignment, chunk, late.plugin_inst, log)
-                        gradebook.db.commit()
-                    except BaseException:
-                        gradebook.db.rollback()
-                        raise
-                break
-            except (IntegrityError, OperationalError) as error:
-                # Another command wrote one of these learners meanwhile, or holds the
-                # database: read again what it wrote, and write the rest.
-                reason = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
-                if attempt == ATTEMPTS:
+                _transaction(directory, assignment, [graded], late, log)
+                busy = 0
+            except OperationalError as error:
+                busy += 1
+                failed.append(f"{graded.student}: the gradebook refused it: {str(error).splitlines()[0][:200]}")
+                if busy == 3:
                     raise RecordingFailed(
-                        f"the gradebook refused {assignment}'s grades {ATTEMPTS} times ({reason}); nothing of "
-                        f"this transaction was written, and the results cache keeps every grade for the "
-                        f"next run") from error
-                log.warning("recording %s: %s; trying again", assignment, reason)
-                time.sleep(min(8.0, 0.2 * 2 ** attempt) * random.uniform(0.5, 1.0))
-        log.info("recorded %d submission(s) of %s", len(chunk), assignment)
+                        f"the gradebook refused {assignment}'s grades ({type(error).__name__}: "
+                        f"{str(error).splitlines()[0][:200]}), learner after learner, past every retry; "
+                        f"what it refused was not written, and the results cache keeps every grade for "
+                        f"the next run") from error
+            except Exception as error:
+                failed.append(f"{graded.student}: {type(error).__name__}: "
+                              f"{str(error).splitlines()[0][:200] if str(error) else ''}")
     return failed

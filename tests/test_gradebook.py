@@ -239,9 +239,10 @@ class TestConcurrentCommands:
     def test_two_batches_and_an_export_at_once_lose_and_duplicate_no_grade(self, server, cache, tmp_path,
                                                                            monkeypatch):
         url, course = postgres_course(server, cache, tmp_path, monkeypatch, [A, B])
-        # Many learners, every one new to the gradebook and in both assignments: both batches
-        # create the same learners at the same moment (identical notebooks share cached results).
-        names = {s.name: [f"{s.name}-{i}" for i in range(10)] for s in CLASS + CLASS_B}
+        # Learners new to the gradebook, most of them in both assignments: both batches
+        # create the same learners while exports read (each is graded afresh: a result is
+        # cached per learner, so copies are few).
+        names = {s.name: [f"{s.name}-{i}" for i in range(4)] for s in CLASS + CLASS_B}
         for learners in (CLASS, CLASS_B):
             for submission in learners:
                 submit(course, [submission], names=names[submission.name])
@@ -334,6 +335,8 @@ class TestRecorders:
             submit(course, CLASS)
             submit(course, [reference], names=["latecomer"])
             (course / "submitted" / "latecomer" / A / "timestamp.txt").write_text("2026-02-01 00:00:00 UTC")
+            submit(course, [reference], names=["garbled-timestamp"])
+            (course / "submitted" / "garbled-timestamp" / A / "timestamp.txt").write_text("the day after")
             (course / "submitted" / "unreadable" / A).mkdir(parents=True)
             (course / "submitted" / "unreadable" / A / source_notebook(A).name).write_text("{not json")
             command = [sys.executable, "-m", "autograder.batch", A, "--workers", "2"]
@@ -365,7 +368,9 @@ class TestRecorders:
         (unread,) = rows["unreadable"]["notebooks"].values()
         assert all(grade[0] is None for grade in unread["grades"].values())
         assert "latecomer/01-gradient-descent/timestamp.txt" in batch[3]
-        assert not any(name.startswith("unreadable/") for name in batch[3])
+        assert not any(name.startswith(("unreadable/", "garbled-timestamp/")) for name in batch[3])
+        assert "garbled-timestamp" not in rows, "nbgrader's converter stops before writing its submission"
+        assert {row["student"] for row in batch[4].values()} >= {"garbled-timestamp", "reference"}
 
 
 RACING_RECORDER = """
@@ -433,6 +438,21 @@ class TestRecordingRace:
         assert "trying again" in log and "IntegrityError" in log, log[-3000:]
         assert gradebook_grades(url, A) == {s.name: pytest.approx(s.scores) for s in CLASS}
 
+        # A learner the database refuses (an id past its 128-character column) is left out
+        # alone: the class is recorded around it, and the batch says so.
+        from autograder import batch
+
+        refused = "x" * 129
+        for folder in ("submitted", "autograded"):
+            shutil.copytree(course / folder / "reference", course / folder / refused)
+        with Gradebook(url) as gradebook:
+            for name in learners:
+                gradebook.remove_submission(A, name)
+        assert not batch.record_bulk(course, batch.course_config(course), A, sorted([*learners, refused]))
+        assert gradebook_grades(url, A) == {s.name: pytest.approx(s.scores) for s in CLASS}
+        log = (course / "results" / "nbgrader.log").read_text()
+        assert "one at a time now" in log and f"not recorded: {refused}: DataError" in log, log[-3000:]
+
 
 def test_an_autograde_step_the_batch_does_not_know_is_left_to_nbgraders_converter():
     from autograder.batch import course_config
@@ -441,6 +461,19 @@ def test_an_autograde_step_the_batch_does_not_know_is_left_to_nbgraders_converte
     config = course_config(ROOT)
     assert [step.__name__ for step in finishing_steps(config)] == [
         "IgnorePattern", "ClearMetadataPreprocessor", "LimitOutput", "CheckCellMetadata"]
-    config.Autograde.autograde_preprocessors = [*config.Autograde.autograde_preprocessors,
-                                                "nbgrader.preprocessors.ClearSolutions"]
-    assert finishing_steps(config) is None
+    steps = list(config.Autograde.autograde_preprocessors)
+    config.Autograde.autograde_preprocessors = [*steps, "nbgrader.preprocessors.ClearSolutions"]
+    assert finishing_steps(config) is None, "a step it does not know"
+    save = [step.__name__ for step in steps].index("SaveAutoGrades")
+    config.Autograde.autograde_preprocessors = [*steps[:save], *steps[save + 1:-1], steps[save], steps[-1]]
+    assert finishing_steps(config) is None, "SaveAutoGrades after AssignLatePenalties"
+    config.Autograde.autograde_preprocessors = [step for step in steps if step.__name__ != "AssignLatePenalties"]
+    assert finishing_steps(config) is None, "no late penalties"
+    # nbgrader's own default, extended as its documentation shows (a lazy .append).
+    from traitlets.config import Config
+
+    extended = Config()
+    extended.Autograde.autograde_preprocessors.append("nbgrader.preprocessors.LimitOutput")
+    assert finishing_steps(extended) is None, "LimitOutput after SaveAutoGrades would change what is scored"
+    assert [step.__name__ for step in finishing_steps(Config())] == [
+        "IgnorePattern", "ClearMetadataPreprocessor", "LimitOutput", "CheckCellMetadata"]
