@@ -582,6 +582,8 @@ def record_bulk(root: Path, config, assignment: str, students: list[str],
             return False
         for line in failed:
             log.error("not recorded: %s", line)
+            if line.split(": ", 1)[0] not in (errors or {}):  # those the grading could not read are named already
+                print(f"  not recorded: {line}", file=sys.stderr)
         return not failed
 
 
