@@ -323,7 +323,6 @@ def recording_seconds(folder: Path, way: str) -> float:
     (the batch's own recorder, :mod:`autograder.record`, after the workers have finished
     the notebooks into ``autograded/``, untimed: that is part of grading, on every core)."""
     import argparse
-    import contextlib
 
     from autograder import batch, record
 
@@ -340,9 +339,7 @@ def recording_seconds(folder: Path, way: str) -> float:
         recorded = batch.record_bulk(folder, config, assignment, students)
     else:
         start = time.perf_counter()
-        with contextlib.ExitStack() as stack:
-            if way == "nbgrader":
-                stack.enter_context(_plain_gradebook_openings(batch))
+        with _plain_gradebook_openings(batch) if way == "nbgrader" else contextlib.nullcontext():
             recorded = batch.record(folder, assignment, None, None)
     assert recorded, f"recording failed: see {folder}/results"
     return time.perf_counter() - start

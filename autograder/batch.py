@@ -132,43 +132,43 @@ def grade_one(root: str, assignment: str, student: str, path: str, probe_timeout
                  "metadata": {"path": str(Path(path).parent)}}
     folder = Path(directory.format_path(directory.autograded_directory, student, assignment))
     graded_path = folder / f"{notebook_id}.ipynb"
-    outcome = _graded(outcome, root, path, config, resources, finish, graded_path)
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        outcome = _graded(outcome, path, config, resources, finish, graded_path)
+    finally:
+        os.chdir(cwd)
     if finish is not None and outcome.error and graded_path.exists():
         graded_path.unlink()  # an earlier run's, of a submission since replaced
     outcome.seconds = time.monotonic() - start
     return outcome
 
 
-def _graded(outcome: Outcome, root: Path, path: str, config, resources: dict, finish: list | None,
+def _graded(outcome: Outcome, path: str, config, resources: dict, finish: list | None,
             graded_path: Path) -> Outcome:
+    """:func:`grade_one`'s work, in the course folder."""
     import nbformat
 
     from .autograde import IsolatedExecute
+    from .notebook import grade_id, is_test_cell
     from .record import configured_steps, finish_notebook, write_autograded
 
-    cwd = os.getcwd()
-    os.chdir(root)
     try:
-        try:
-            notebook = nbformat.read(path, as_version=nbformat.NO_CONVERT)
-            if notebook.get("nbformat") != 4:
-                notebook = nbformat.convert(notebook, 4)
-        except Exception as error:  # unreadable in every way nbformat knows
-            outcome.error = f"not a notebook nbgrader can read: {type(error).__name__}: {str(error)[:200]}"
-            return outcome
-        steps = configured_steps(config, "sanitize_preprocessors")
-        try:
-            for step in steps:
-                notebook, resources = step(config=config)(notebook, resources)
-            notebook, resources = IsolatedExecute(config=config)(notebook, resources)
-        except Exception as error:  # nbgrader refuses the notebook (invalid metadata, say)
-            outcome.error = f"nbgrader cannot grade it: {type(error).__name__}: {str(error)[:200]}"
-            return outcome
-        outcome.cached = resources.get("autograder", {}).get("cached", False)
-    finally:
-        os.chdir(cwd)
-    from .notebook import grade_id, is_test_cell
-
+        notebook = nbformat.read(path, as_version=nbformat.NO_CONVERT)
+        if notebook.get("nbformat") != 4:
+            notebook = nbformat.convert(notebook, 4)
+    except Exception as error:  # unreadable in every way nbformat knows
+        outcome.error = f"not a notebook nbgrader can read: {type(error).__name__}: {str(error)[:200]}"
+        return outcome
+    steps = configured_steps(config, "sanitize_preprocessors")
+    try:
+        for step in steps:
+            notebook, resources = step(config=config)(notebook, resources)
+        notebook, resources = IsolatedExecute(config=config)(notebook, resources)
+    except Exception as error:  # nbgrader refuses the notebook (invalid metadata, say)
+        outcome.error = f"nbgrader cannot grade it: {type(error).__name__}: {str(error)[:200]}"
+        return outcome
+    outcome.cached = resources.get("autograder", {}).get("cached", False)
     for cell in notebook.cells:
         if not is_test_cell(cell):
             continue
@@ -186,14 +186,10 @@ def _graded(outcome: Outcome, root: Path, path: str, config, resources: dict, fi
                     score = 0.0
         outcome.scores[key] = score
     if finish is not None:
-        cwd = os.getcwd()
-        os.chdir(root)
         try:
             write_autograded(graded_path, finish_notebook(notebook, resources, config, finish))
         except Exception as error:  # a notebook-only step refuses it, as it would in nbgrader's converter
             outcome.error = f"nbgrader cannot grade it: {type(error).__name__}: {str(error)[:200]}"
-        finally:
-            os.chdir(cwd)
     return outcome
 
 
@@ -328,7 +324,7 @@ def ensure_students(root: Path, config, students: list[str]) -> None:
 
 def atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False, suffix=".tmp") as handle:
         handle.write(text)
     os.replace(handle.name, path)
 
@@ -690,6 +686,8 @@ def main(argv: list[str] | None = None) -> int:
     graded = [a for a in assignments if any(item[0] == a for item in work)]
     print(f"Grading {len(work)} submission(s) of {', '.join(graded)} on {args.workers} worker(s)",
           file=sys.stderr)
+    from sqlalchemy.exc import OperationalError
+
     from .record import finishing_steps
 
     finish = None if args.record_with_nbgrader else finishing_steps(config)
@@ -701,8 +699,6 @@ def main(argv: list[str] | None = None) -> int:
     for assignment in graded:
         mine = [o for o in outcomes if o.assignment == assignment]
         students = sorted({o.student for o in mine})
-        from sqlalchemy.exc import OperationalError
-
         try:
             ensure_students(root, config, students)
         except OperationalError as error:

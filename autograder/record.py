@@ -44,7 +44,6 @@ import logging
 import os
 import random
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -116,15 +115,11 @@ def write_autograded(path: Path, notebook) -> None:
     it was read; nbgrader's second validation here would only log."""
     import nbformat
 
+    from .batch import atomic_write
+
     text = nbformat.versions[4].writes_json(nbformat.convert(notebook, 4))
-    if not text.endswith("\n"):
-        text += "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False,
-                                     prefix=".", suffix=".tmp") as handle:
-        handle.write(text)
-    os.chmod(handle.name, 0o644)  # until recording gives it the course's permissions
-    os.replace(handle.name, path)
+    atomic_write(path, text if text.endswith("\n") else text + "\n")
+    path.chmod(0o644)  # until recording gives it the course's permissions
 
 
 @dataclasses.dataclass
